@@ -1,0 +1,35 @@
+# edgenet: `make run` sets everything up and classifies the sample photos; `make test` runs the suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SHARED ?= $(abspath ../shared)
+# The model mirror stands in for the network where it exists (CI, offline machines).
+export EDGENET_MODEL_MIRROR ?= $(if $(wildcard $(SHARED)/models),$(SHARED)/models,)
+SAMPLES := $(if $(wildcard $(SHARED)/images),$(SHARED)/images,)
+
+.PHONY: venv run test lint bench clean
+
+$(BIN)/edgenet: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/edgenet
+
+run: venv
+	$(BIN)/edgenet models pull
+	$(BIN)/edgenet classify $(or $(SAMPLES),$$($(BIN)/edgenet samples)) --top-k 3
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check edgenet tests scripts
+	$(BIN)/ruff format --check edgenet tests scripts
+
+bench: venv
+	$(BIN)/edgenet bench --threads 1,2
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

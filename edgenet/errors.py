@@ -1,0 +1,38 @@
+"""One exception hierarchy. Each error carries its exit code and a message that says what to do."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INPUT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_MODEL = 3
+EXIT_DEVICE = 4
+EXIT_INTERRUPTED = 130
+
+
+class EdgenetError(Exception):
+    """Base class: `str(error)` is the one line shown to the user."""
+
+    exit_code = EXIT_INPUT_FAILED
+
+
+class UsageError(EdgenetError):
+    exit_code = EXIT_USAGE
+
+
+class ModelError(EdgenetError):
+    """Model missing, corrupt, checksum mismatch, unsupported."""
+
+    exit_code = EXIT_MODEL
+
+
+class DeviceError(EdgenetError):
+    """No Edge TPU, camera unavailable, delegate failed."""
+
+    exit_code = EXIT_DEVICE
+
+
+class InputError(EdgenetError):
+    """One input (image, frame) could not be used. Becomes an error record, not an exit."""
+
+    exit_code = EXIT_INPUT_FAILED

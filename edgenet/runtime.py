@@ -1,0 +1,411 @@
+"""The only module that imports a TFLite backend.
+
+Backend order: ai_edge_litert -> tflite_runtime -> tensorflow.lite (or EDGENET_BACKEND to force one).
+`Engine` owns one interpreter for one model, created once and reused for every frame.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from edgenet.errors import DeviceError, ModelError, UsageError
+
+BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+DELEGATES = ("auto", "cpu", "xnnpack", "edgetpu")
+
+# Ops that only reshape or change the number format between the last real op and the output.
+_PASS_THROUGH_OPS = {"QUANTIZE", "DEQUANTIZE", "RESHAPE", "SQUEEZE"}
+_PROBABILITY_OPS = {"SOFTMAX", "LOGISTIC"}
+_QUANT_LIMITS = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str  # "ai_edge_litert", "tflite_runtime", "tensorflow"
+    version: str
+    interpreter_class: type
+    load_delegate: object
+    op_resolver_type: object | None  # None when the backend has no OpResolverType
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model wants as input: shape, number format, and the real-valued range of a pixel."""
+
+    height: int
+    width: int
+    channels: int
+    dtype: str  # "uint8", "int8", "float32"
+    scale: float  # quantization scale (0.0 for float inputs)
+    zero_point: int
+    value_range: tuple[float, float]  # real value of pixel 0 and pixel 255
+    range_source: str  # "quantization", "quantize-op", "default", "override"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.width, self.height)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    classes: int
+    dtype: str
+    scale: float
+    zero_point: int
+    probabilities: bool  # False: the graph ends in logits and scores need a softmax
+
+
+@dataclass(frozen=True)
+class ModelFileInfo:
+    path: str
+    size: int
+    needs_edgetpu: bool
+    custom_ops: tuple[str, ...] = field(default_factory=tuple)
+
+
+@lru_cache(maxsize=4)
+def load_backend(preferred: str | None = None) -> Backend:
+    """Import the first available backend. `preferred` (or EDGENET_BACKEND) forces one."""
+    preferred = preferred or os.environ.get("EDGENET_BACKEND") or None
+    if preferred and preferred not in BACKENDS:
+        raise UsageError(f"unknown backend {preferred!r}; choose one of {', '.join(BACKENDS)}")
+    order = (preferred,) if preferred else BACKENDS
+    failures = []
+    for name in order:
+        try:
+            backend = _import_backend(name)
+        except Exception as exc:  # ImportError, or numpy 2 breaking an old wheel (AttributeError, ...)
+            failures.append(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            continue
+        return backend
+    hint = "pip install ai-edge-litert"
+    if any("numpy" in f.lower() or "_ARRAY_API" in f for f in failures):
+        hint += " (tflite-runtime 2.14 needs numpy < 2: pip install 'numpy<2')"
+    raise DeviceError(f"no TFLite backend could be imported ({'; '.join(failures)}); {hint}")
+
+
+def _import_backend(name: str) -> Backend:
+    if name == "ai_edge_litert":
+        module = importlib.import_module("ai_edge_litert.interpreter")
+        version = _dist_version("ai-edge-litert")
+    elif name == "tflite_runtime":
+        module = importlib.import_module("tflite_runtime.interpreter")
+        version = _dist_version("tflite-runtime")
+    else:
+        tf = importlib.import_module("tensorflow")
+        module = tf.lite
+        version = tf.__version__
+    return Backend(
+        name=name,
+        version=version,
+        interpreter_class=module.Interpreter,
+        load_delegate=getattr(module, "load_delegate", None) or module.experimental.load_delegate,
+        op_resolver_type=getattr(module, "OpResolverType", None)
+        or getattr(getattr(module, "experimental", None), "OpResolverType", None),
+    )
+
+
+def _dist_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def inspect_model_file(path: str | os.PathLike) -> ModelFileInfo:
+    """Refuse what cannot be a loadable TFLite model, before the runtime sees it."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}; give a zoo name (edgenet models list) or a .tflite path")
+    if path.is_dir():
+        raise ModelError(f"model path is a folder: {path}; give a .tflite file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model {path}: {exc.strerror}; check its permissions") from None
+    if len(data) < 16 or data[4:8] != b"TFL3":
+        raise ModelError(
+            f"{path} is not a TFLite model (no TFL3 flatbuffer header); give a .tflite file "
+            "(edgenet models list shows the known ones)"
+        )
+    if b"ethos-u" in data:
+        raise ModelError(
+            f"{path} is compiled for an Arm Ethos-U NPU (Vela) and cannot run on a CPU or an Edge TPU; "
+            "use the model before Vela compilation"
+        )
+    needs_edgetpu = b"edgetpu-custom-op" in data
+    return ModelFileInfo(
+        path=str(path),
+        size=len(data),
+        needs_edgetpu=needs_edgetpu,
+        custom_ops=("edgetpu-custom-op",) if needs_edgetpu else (),
+    )
+
+
+def _float_range_from_quantize(interpreter, input_index: int) -> tuple[float, float] | None:
+    """A float input consumed by a QUANTIZE op: that op's quantization tells the range the model expects."""
+    try:
+        ops = interpreter._get_ops_details()
+        tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    except Exception:
+        return None
+    for op in ops:
+        if op["op_name"] == "QUANTIZE" and input_index in list(op["inputs"]):
+            out = tensors.get(int(op["outputs"][0]))
+            if out is None:
+                return None
+            scale, zero_point = out["quantization"]
+            limits = _QUANT_LIMITS.get(np.dtype(out["dtype"]))
+            if not scale or limits is None:
+                return None
+            lo, hi = (scale * (q - zero_point) for q in limits)
+            return (round(lo, 3), round(hi, 3))
+    return None
+
+
+def _ends_in_probabilities(interpreter, output_index: int) -> bool:
+    """Walk back from the output through reshapes and (de)quantization to the op that made it."""
+    try:
+        ops = interpreter._get_ops_details()
+    except Exception:
+        return True
+    producers = {}
+    for op in ops:
+        for t in op["outputs"]:
+            producers.setdefault(int(t), op)
+    tensor = output_index
+    for _ in range(len(ops) + 1):
+        op = producers.get(tensor)
+        if op is None:
+            return True  # unknown graph (e.g. Edge TPU custom op): trust it
+        name = op["op_name"]
+        if name in _PROBABILITY_OPS:
+            return True
+        if name not in _PASS_THROUGH_OPS:
+            return name == "edgetpu-custom-op"
+        tensor = int(op["inputs"][0])
+    return True
+
+
+def input_spec_from_details(detail: dict, interpreter=None, value_range=None) -> InputSpec:
+    shape = [int(x) for x in detail["shape"]]
+    if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3):
+        raise ModelError(
+            f"input shape {shape} is not an image classifier's [1, H, W, 3]; edgenet runs image classifiers"
+        )
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail["quantization"]
+    if dtype in _QUANT_LIMITS:
+        if not scale:
+            scale, zero_point = (1.0, 0) if dtype == np.uint8 else (1.0, -128)
+        # uint8: pixel p is fed as p; int8: as p - 128. Either way pixel 0 is the type's minimum.
+        lo, hi = (scale * (q - zero_point) for q in _QUANT_LIMITS[dtype])
+        natural, source = (lo, hi), "quantization"
+    elif dtype == np.float32:
+        found = _float_range_from_quantize(interpreter, int(detail["index"])) if interpreter else None
+        natural, source = (found, "quantize-op") if found else ((-1.0, 1.0), "default")
+    else:
+        raise ModelError(f"input type {dtype} is not supported; edgenet takes uint8, int8 and float32 inputs")
+    if value_range is not None:
+        natural, source = (float(value_range[0]), float(value_range[1])), "override"
+    return InputSpec(
+        height=shape[1],
+        width=shape[2],
+        channels=shape[3],
+        dtype=dtype.name,
+        scale=float(scale or 0.0),
+        zero_point=int(zero_point or 0),
+        value_range=natural,
+        range_source=source,
+    )
+
+
+def output_spec_from_details(detail: dict, interpreter=None) -> OutputSpec:
+    shape = [int(x) for x in detail["shape"]]
+    classes = shape[-1]
+    if len(shape) not in (1, 2) or classes < 2:
+        raise ModelError(
+            f"output shape {shape} is not a classifier's [1, classes]; detection models are not supported yet"
+        )
+    scale, zero_point = detail["quantization"]
+    probs = _ends_in_probabilities(interpreter, int(detail["index"])) if interpreter is not None else True
+    return OutputSpec(
+        classes=classes,
+        dtype=np.dtype(detail["dtype"]).name,
+        scale=float(scale or 0.0),
+        zero_point=int(zero_point or 0),
+        probabilities=probs,
+    )
+
+
+def load_external_delegate(library: str, options: dict | None = None):
+    """Load a TFLite external delegate (libedgetpu.so.1, or any plugin) through the backend."""
+    backend = load_backend()
+    try:
+        return backend.load_delegate(library, options or {})
+    except (ValueError, OSError, RuntimeError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DeviceError(f"failed to load delegate {library}: {msg}") from None
+
+
+class Engine:
+    """One interpreter for one model, built once; `run()` per frame."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        threads: int | None = None,
+        delegate: str = "auto",
+        external_delegate=None,
+        delegate_label: str | None = None,
+        value_range: tuple[float, float] | None = None,
+    ):
+        if delegate not in DELEGATES:
+            raise UsageError(f"unknown delegate {delegate!r}; choose one of {', '.join(DELEGATES)}")
+        if threads is not None and threads < 1:
+            raise UsageError(f"--threads must be 1 or more, not {threads}")
+        self.file = inspect_model_file(model_path)
+        self.model_path = self.file.path
+        self.threads = threads
+        self.backend = load_backend()
+        if self.file.needs_edgetpu and external_delegate is None:
+            raise DeviceError(
+                f"{Path(self.model_path).name} is compiled for the Edge TPU (edgetpu-custom-op) and needs a "
+                "Coral Edge TPU with libedgetpu; use the CPU model instead (see edgenet models list) or "
+                "plug in an Edge TPU"
+            )
+        started = time.perf_counter_ns()
+        self.interpreter, self.delegate = self._build(delegate, external_delegate, delegate_label)
+        self.init_ms = (time.perf_counter_ns() - started) / 1e6
+        in_detail = self.interpreter.get_input_details()[0]
+        out_detail = self.interpreter.get_output_details()[0]
+        self.input = input_spec_from_details(in_detail, self.interpreter, value_range)
+        self.output = output_spec_from_details(out_detail, self.interpreter)
+        self._input_index = int(in_detail["index"])
+        self._output_index = int(out_detail["index"])
+        self._input_dtype = np.dtype(in_detail["dtype"])
+
+    # -- construction ------------------------------------------------------------------------
+    def _new_interpreter(self, resolver: str | None, delegates=None):
+        kwargs = {"model_path": self.model_path, "num_threads": self.threads}
+        if delegates:
+            kwargs["experimental_delegates"] = delegates
+        if resolver and self.backend.op_resolver_type is not None:
+            kwargs["experimental_op_resolver_type"] = getattr(self.backend.op_resolver_type, resolver)
+        try:
+            interpreter = self.backend.interpreter_class(**kwargs)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(
+                f"cannot load {Path(self.model_path).name}: {_first_line(exc)}; the file is truncated or "
+                "corrupt: pull it again (edgenet models pull NAME --force)"
+            ) from None
+        interpreter.allocate_tensors()  # may raise RuntimeError: handled by _build
+        return interpreter
+
+    def _build(self, delegate: str, external_delegate, delegate_label: str | None):
+        if external_delegate is not None:
+            try:
+                interpreter = self._new_interpreter(None, [external_delegate])
+            except RuntimeError as exc:
+                raise DeviceError(
+                    f"the {delegate_label or 'external'} delegate failed to prepare "
+                    f"{Path(self.model_path).name}: {_first_line(exc)}"
+                ) from None
+            return interpreter, delegate_label or "external"
+        if delegate == "edgetpu":
+            raise DeviceError("the edgetpu delegate was asked for but no Edge TPU delegate was loaded")
+        if delegate == "cpu":
+            return self._cpu_only(None), "cpu"
+        try:
+            interpreter = self._new_interpreter("AUTO")
+        except RuntimeError as exc:
+            reason = _first_line(exc)
+            if delegate == "xnnpack":
+                raise DeviceError(
+                    f"XNNPACK failed to prepare {Path(self.model_path).name}: {reason}; "
+                    "run it with --delegate cpu"
+                ) from None
+            interpreter = self._cpu_only(reason)
+            why = "xnnpack failed to prepare" if "XNNPACK" in reason else "default delegates failed"
+            return interpreter, f"cpu ({why} this model)"
+        partitions = _count_delegate_nodes(interpreter)
+        if partitions == 0:
+            if delegate == "xnnpack":
+                raise DeviceError(
+                    f"XNNPACK took no part of {Path(self.model_path).name} with backend "
+                    f"{self.backend.name} {self.backend.version}; run it with --delegate cpu "
+                    "or install ai-edge-litert"
+                )
+            return interpreter, "cpu"
+        return interpreter, "xnnpack"
+
+    def _cpu_only(self, earlier_failure: str | None):
+        try:
+            return self._new_interpreter("BUILTIN_WITHOUT_DEFAULT_DELEGATES")
+        except RuntimeError as exc:
+            reason = _first_line(exc)
+            custom = _unresolved_op(reason)
+            if custom:
+                raise ModelError(
+                    f"{Path(self.model_path).name} uses the custom op {custom!r}, which this runtime "
+                    f"({self.backend.name}) does not have; use a model made of builtin TFLite ops"
+                ) from None
+            raise ModelError(f"cannot prepare {Path(self.model_path).name}: {reason}") from None
+
+    # -- per frame ---------------------------------------------------------------------------
+    def set_input(self, tensor: np.ndarray) -> None:
+        self.interpreter.set_tensor(self._input_index, tensor)
+
+    def invoke(self) -> None:
+        self.interpreter.invoke()
+
+    def output_tensor(self) -> np.ndarray:
+        return self.interpreter.get_tensor(self._output_index).reshape(-1)
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        """set input, invoke, return a copy of the output row (one frame)."""
+        self.interpreter.set_tensor(self._input_index, tensor)
+        try:
+            self.interpreter.invoke()
+        except RuntimeError as exc:
+            raise DeviceError(f"inference failed on {self.delegate}: {_first_line(exc)}") from None
+        return self.interpreter.get_tensor(self._output_index).reshape(-1)
+
+    # -- introspection -----------------------------------------------------------------------
+    @property
+    def partitions(self) -> int:
+        return _count_delegate_nodes(self.interpreter)
+
+    def op_counts(self) -> dict[str, int]:
+        ops = self.interpreter._get_ops_details()
+        return dict(Counter(op["op_name"] for op in ops if op["op_name"] != "DELEGATE").most_common())
+
+
+def _count_delegate_nodes(interpreter) -> int:
+    try:
+        return sum(1 for op in interpreter._get_ops_details() if op["op_name"] == "DELEGATE")
+    except Exception:
+        return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] if text else type(exc).__name__
+
+
+def _unresolved_op(reason: str) -> str | None:
+    marker = "unresolved custom op: "
+    if marker in reason:
+        return reason.split(marker, 1)[1].split(".")[0].strip()
+    return None

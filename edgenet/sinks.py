@@ -1,0 +1,129 @@
+"""Writers for per-frame records: jsonl, csv (data, to stdout or a file) and table (for people).
+
+Each record is written with a single write() and flushed, so a reader (or a kill -9) never sees half a line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from typing import IO
+
+FORMATS = ("table", "jsonl", "csv")
+CSV_FIELDS = ["source", "frame", "model", "delegate", "index", "label", "score", "top_k",
+              "decode_ms", "preprocess_ms", "inference_ms", "postprocess_ms", "total_ms", "time", "error"]
+
+
+class Sink:
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+
+    def write(self, record: dict) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stream.flush()
+        if self.stream not in (sys.stdout, sys.stderr):
+            try:
+                os.fsync(self.stream.fileno())
+            except (OSError, ValueError, io.UnsupportedOperation):
+                pass
+            self.stream.close()
+
+
+class JsonlSink(Sink):
+    def write(self, record: dict) -> None:
+        self.stream.write(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+        self.stream.flush()
+
+
+def csv_row(record: dict) -> dict:
+    top = record.get("top_k") or []
+    latency = record.get("latency_ms") or {}
+    first = top[0] if top else {}
+    return {
+        "source": record.get("source"),
+        "frame": record.get("frame"),
+        "model": record.get("model"),
+        "delegate": record.get("delegate", ""),
+        "index": first.get("index", ""),
+        "label": first.get("label", ""),
+        "score": first.get("score", ""),
+        "top_k": ";".join(f"{p['index']}:{p['label']}:{p['score']}" for p in top),
+        "decode_ms": latency.get("decode", ""),
+        "preprocess_ms": latency.get("preprocess", ""),
+        "inference_ms": latency.get("inference", ""),
+        "postprocess_ms": latency.get("postprocess", ""),
+        "total_ms": latency.get("total", ""),
+        "time": record.get("time", ""),
+        "error": record.get("error", ""),
+    }
+
+
+class CsvSink(Sink):
+    def __init__(self, stream: IO[str]):
+        super().__init__(stream)
+        self._buffer = io.StringIO()
+        self._writer = csv.DictWriter(self._buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+        self._writer.writeheader()
+        self._emit()
+
+    def _emit(self) -> None:
+        self.stream.write(self._buffer.getvalue())
+        self.stream.flush()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+
+    def write(self, record: dict) -> None:
+        self._writer.writerow(csv_row(record))
+        self._emit()
+
+
+class TableSink(Sink):
+    """Collects records and renders one rich table at the end (people read it; scripts use jsonl/csv)."""
+
+    def __init__(self, stream: IO[str]):
+        super().__init__(stream)
+        self.records: list[dict] = []
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(show_lines=False)
+        for column in ("source", "frame", "top-1", "score", "top-k", "inference ms", "total ms"):
+            table.add_column(column, justify="right" if column in ("frame", "score") or "ms" in column else "left")
+        for record in self.records:
+            if "error" in record:
+                table.add_row(record["source"], str(record["frame"]), f"[red]error: {record['error']}[/red]",
+                              "", "", "", "")
+                continue
+            top = record["top_k"]
+            first = top[0] if top else {"label": "-", "score": 0.0}
+            table.add_row(
+                record["source"], str(record["frame"]), first["label"], f"{first['score']:.3f}",
+                ", ".join(f"{p['label']} {p['score']:.2f}" for p in top[1:]),
+                f"{record['latency_ms']['inference']:.2f}", f"{record['latency_ms']['total']:.2f}",
+            )
+        console = Console(file=self.stream, width=None if self.stream.isatty() else 160)
+        console.print(table)
+        super().close()
+
+
+def open_sink(fmt: str, output: str | None) -> Sink:
+    """`output` None: jsonl/csv to stdout, table to stderr. With a file: appended, line by line."""
+    if output:
+        stream = open(output, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by Sink.close
+    else:
+        stream = sys.stderr if fmt == "table" else sys.stdout
+    if fmt == "jsonl":
+        return JsonlSink(stream)
+    if fmt == "csv":
+        return CsvSink(stream)
+    return TableSink(stream)
