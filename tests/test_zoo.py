@@ -1,0 +1,151 @@
+import hashlib
+import http.server
+import io
+import shutil
+import tarfile
+import threading
+
+import pytest
+
+from edgenet import zoo
+from edgenet.errors import ModelError, UsageError
+
+REQUIRED = ["v1-0.25-128", "v1-0.5-160", "v1-0.75-192", "v1-0.75-224", "v1", "v1-0.25-224-float", "v2", "v2-qat",
+            "v2-keras", "v2-inat-bird", "v3-small", "v3-edgetpu", "mobilenet-edgetpu", "mobilenet-edgetpu-0.75"]
+
+
+def test_catalog_has_the_family():
+    names = set(zoo.catalog())
+    assert set(REQUIRED) <= names
+    assert zoo.default_model() == "v2"
+    assert zoo.get_spec("v2").artifact.file == "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+    assert zoo.get_spec("v2-qat").edgetpu.file == "mobilenet_v2_1.0_224_quant_edgetpu.tflite"
+    assert zoo.get_spec("v3-edgetpu").artifact.git_sha1 == "b3c5a2e5077018e6dc7e28dd696cda32ab0d62f2"
+
+
+def test_every_checksum_in_the_catalog_matches_the_mirror(mirror):
+    """The catalog and the mirror's MANIFEST agree on every file the mirror holds."""
+    index = {p.name: p for p in mirror.rglob("*.tflite")}
+    checked = 0
+    for spec in zoo.catalog().values():
+        for artifact in filter(None, (spec.artifact, spec.edgetpu)):
+            if artifact.file in index:
+                assert zoo.check_integrity(index[artifact.file], artifact) is None, artifact.file
+                checked += 1
+    assert checked >= 20
+
+
+def test_unknown_name_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown model 'v9'"):
+        zoo.get_spec("v9")
+
+
+def test_pull_from_mirror_folder_into_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+    spec = zoo.get_spec("v1-0.25-128")
+    assert not zoo.is_present(spec.artifact)
+    path = zoo.pull(spec.artifact)
+    assert path == tmp_path / "home" / "models" / "mobilenet_v1_0.25_128_quant.tflite"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == spec.artifact.sha256
+    assert zoo.is_present(spec.artifact) and zoo.verify(spec.artifact) is None
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".pull-")]
+
+
+def test_checksum_mismatch_exits_3_and_leaves_the_cache_alone(tmp_path, monkeypatch, model_file):
+    bad_mirror = tmp_path / "mirror"
+    bad_mirror.mkdir()
+    good = model_file("mobilenet_v1_0.5_160_quant.tflite").read_bytes()
+    (bad_mirror / "mobilenet_v1_0.5_160_quant.tflite").write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    monkeypatch.setenv("EDGENET_MODEL_MIRROR", str(bad_mirror))
+    monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+    artifact = zoo.get_spec("v1-0.5-160").artifact
+    with pytest.raises(ModelError, match="checksum mismatch") as caught:
+        zoo.pull(artifact)
+    assert caught.value.exit_code == 3
+    assert not zoo.cache_path(artifact).exists()
+    assert list((tmp_path / "home" / "models").iterdir()) == []
+
+
+def test_cached_file_corrupted_later_is_reported_by_verify(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+    artifact = zoo.get_spec("v1-0.25-128").artifact
+    path = zoo.pull(artifact)
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert "sha256" in zoo.verify(artifact)
+
+
+def test_archive_member_is_extracted_and_verified(tmp_path, monkeypatch, model_file):
+    """v3-small also comes as Google's .tgz: the mirror may hold only the archive."""
+    archive_mirror = tmp_path / "mirror"
+    archive_mirror.mkdir()
+    with tarfile.open(archive_mirror / "v3-small_224_1.0_uint8.tgz", "w:gz") as tar:
+        tar.add(model_file("v3-small_224_1.0_uint8.tflite"), arcname="v3-small_224_1.0_uint8/v3-small_224_1.0_uint8.tflite")
+    monkeypatch.setenv("EDGENET_MODEL_MIRROR", str(archive_mirror))
+    monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+    path = zoo.pull(zoo.get_spec("v3-small").artifact)
+    assert path.read_bytes() == model_file("v3-small_224_1.0_uint8.tflite").read_bytes()
+
+
+def test_git_blob_sha1_integrity(tmp_path):
+    payload = b"hello edgenet\n"
+    blob = hashlib.sha1(b"blob %d\0" % len(payload) + payload).hexdigest()
+    path = tmp_path / "x.tflite"
+    path.write_bytes(payload)
+    assert zoo.check_integrity(path, zoo.Artifact(file="x.tflite", url=None, git_sha1=blob)) is None
+    problem = zoo.check_integrity(path, zoo.Artifact(file="x.tflite", url=None, git_sha1="0" * 40))
+    assert "git blob sha1" in problem
+
+
+def test_mirror_as_base_url_over_loopback_http(tmp_path, monkeypatch, model_file):
+    served = tmp_path / "www"
+    served.mkdir()
+    shutil.copy(model_file("mobilenet_v1_0.25_128_quant.tflite"), served)
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("EDGENET_MODEL_MIRROR", f"http://127.0.0.1:{server.server_port}/")
+        monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+        path = zoo.pull(zoo.get_spec("v1-0.25-128").artifact)
+        assert zoo.check_integrity(path, zoo.get_spec("v1-0.25-128").artifact) is None
+    finally:
+        server.shutdown()
+
+
+def test_no_network_and_no_mirror_says_how_to_get_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGENET_MODEL_MIRROR", str(tmp_path / "empty-mirror"))
+    (tmp_path / "empty-mirror").mkdir()
+    monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+    artifact = zoo.Artifact(file="nothing.tflite", url="http://127.0.0.1:9/nothing.tflite", sha256="0" * 64)
+    with pytest.raises(ModelError) as caught:
+        zoo.pull(artifact)
+    message = str(caught.value)
+    assert "EDGENET_MODEL_MIRROR" in message and str(tmp_path / "home" / "models" / "nothing.tflite") in message
+    assert "\n" not in message
+
+
+def test_built_models_have_no_upstream_and_say_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGENET_MODEL_MIRROR", "")
+    monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+    with pytest.raises(ModelError, match="build_models.py"):
+        zoo.pull(zoo.get_spec("v4-conv-small").artifact)
+
+
+def test_resolve_path_and_name(model_file):
+    resolved = zoo.resolve(str(model_file("mobilenet_v1_0.25_128_quant.tflite")))
+    assert resolved.spec is None and resolved.name == "mobilenet_v1_0.25_128_quant.tflite"
+    by_name = zoo.resolve("v1-0.25-128")
+    assert by_name.spec.name == "v1-0.25-128" and by_name.path.exists()
+
+
+def test_tar_extraction_refuses_a_missing_member(tmp_path):
+    archive = tmp_path / "a.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("other.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(ModelError, match="no member"):
+        zoo._extract_member(archive, "model.tflite", io.BytesIO())
