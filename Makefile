@@ -7,7 +7,9 @@ SHARED ?= $(abspath ../shared)
 export EDGENET_MODEL_MIRROR ?= $(if $(wildcard $(SHARED)/models),$(SHARED)/models,)
 SAMPLES := $(if $(wildcard $(SHARED)/images),$(SHARED)/images,)
 
-.PHONY: venv run test lint bench clean
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: venv run test test-deps lint bench clean
 
 $(BIN)/edgenet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +23,13 @@ run: venv
 	$(BIN)/edgenet models pull
 	$(BIN)/edgenet classify $(or $(SAMPLES),$$($(BIN)/edgenet samples)) --top-k 3
 
-test: venv
+# System packages the tests talk to for real: a Mosquitto broker (started by the tests on a loopback port).
+test-deps:
+	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || { \
+	  echo "installing mosquitto (apt-get)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
+
+test: venv test-deps
 	$(BIN)/python -m pytest -q
 
 lint: venv

@@ -1,0 +1,103 @@
+"""Unattended runs: a lock so overlapping cron runs do not collide, and the record of images already done.
+
+The state is SQLite in WAL mode: each image's row is committed right after its record has been written and
+flushed, in a transaction of its own, so a kill -9 at any instant loses no result and redoes at most the
+image in flight (whose record may then appear twice). SQLite rather than an append-only log: atomic commits
+and indexed look-ups for folders of any size come with the standard library, and there is no compaction to
+get right. An image is "seen" by (path, size, mtime): a changed file counts as new.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+
+from edgenet.errors import UsageError
+
+
+class AlreadyRunning(Exception):
+    """Another edgenet holds the lock."""
+
+
+class RunLock:
+    """flock on `<path>.lock`; released by the kernel when the process dies, however it dies."""
+
+    def __init__(self, path: str, *, wait: bool = False):
+        self.path = path
+        self._fd: int | None = None
+        self._wait = wait
+
+    def __enter__(self) -> RunLock:
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UsageError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if self._wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = _read_pid(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            raise AlreadyRunning(f"already running (pid {holder or '?'} holds {self.path})") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
+def _read_pid(fd: int) -> str:
+    try:
+        return os.pread(fd, 32, 0).decode().strip()
+    except OSError:
+        return ""
+
+
+def file_key(path: str) -> tuple[str, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (os.path.abspath(path), info.st_size, info.st_mtime_ns)
+
+
+class SeenState:
+    """Which images have a record already."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process, fast on SD cards
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+                "mtime_ns INTEGER NOT NULL, done_at REAL NOT NULL)"
+            )
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"cannot use {path} as a state file ({exc}); give another --state path") from None
+
+    def is_new(self, path: str) -> bool:
+        key = file_key(path)
+        if key is None:
+            return True
+        row = self._db.execute("SELECT size, mtime_ns FROM seen WHERE path = ?", (key[0],)).fetchone()
+        return row is None or (row[0], row[1]) != key[1:]
+
+    def mark_done(self, path: str) -> None:
+        key = file_key(path)
+        if key is None:
+            return
+        self._db.execute("INSERT OR REPLACE INTO seen (path, size, mtime_ns, done_at) VALUES (?, ?, ?, ?)",
+                         (*key, time.time()))
+
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from broker import Broker, Subscriber
+from edgenet.metrics import PromTextfile
+from edgenet.mqtt import MqttPublisher, parse_host
+
+GOOD = {"source": "a.jpg", "frame": 0, "model": "v2", "delegate": "xnnpack",
+        "top_k": [{"index": 286, "label": "Egyptian cat", "score": 0.8}],
+        "latency_ms": {"decode": 1.0, "preprocess": 0.2, "inference": 3.0, "postprocess": 0.01, "total": 4.2},
+        "time": "2026-11-25T14:30:00.123Z"}
+BAD = {"source": "b.jpg", "frame": 1, "model": "v2", "error": "cannot decode image: empty", "time": "x"}
+
+
+def test_prom_textfile_parses_with_prometheus_clients_parser(tmp_path):
+    path = tmp_path / "edgenet.prom"
+    metrics = PromTextfile(str(path), model="v2", delegate="xnnpack", every_s=0)
+    for record in (GOOD, GOOD, BAD):
+        metrics.observe(record)
+    metrics.write()
+    families = {f.name: f for f in text_string_to_metric_families(path.read_text())}
+    frames = next(s for s in families["edgenet_frames"].samples if s.name == "edgenet_frames_total")
+    assert frames.value == 3 and frames.labels == {"model": "v2", "delegate": "xnnpack"}
+    errors = next(s for s in families["edgenet_errors"].samples if s.name == "edgenet_errors_total")
+    assert errors.value == 1
+    count = next(s for s in families["edgenet_inference_latency_seconds"].samples if s.name.endswith("_count"))
+    assert count.value == 2
+    total = next(s for s in families["edgenet_inference_latency_seconds"].samples if s.name.endswith("_sum"))
+    assert total.value == pytest.approx(0.006)
+    assert families["edgenet_last_success_timestamp_seconds"].samples[0].value > 1.7e9
+    assert not [p for p in tmp_path.iterdir() if p.name != "edgenet.prom"]  # no temp file left behind
+
+
+def test_parse_host():
+    assert parse_host("broker.local") == ("broker.local", 1883)
+    assert parse_host("127.0.0.1:1884") == ("127.0.0.1", 1884)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    running = Broker(tmp_path)
+    yield running
+    running.stop()
+
+
+def test_messages_availability_and_stats_reach_a_real_broker(broker):
+    subscriber = Subscriber(broker, "edgenet/test/#")
+    publisher = MqttPublisher(broker.address, topic="edgenet/test")
+    for record in (GOOD, BAD):
+        publisher.publish(record)
+    publisher.close()
+    assert subscriber.wait_for(lambda m: sum(t == "edgenet/test/results" for t, _, _ in m) == 2)
+    assert subscriber.wait_for(lambda m: any(t == "edgenet/test/stats" for t, _, _ in m))
+    results = [json.loads(p) for t, p, _ in subscriber.messages if t == "edgenet/test/results"]
+    assert results[0]["top_k"][0]["label"] == "Egyptian cat" and results[1]["error"].startswith("cannot decode")
+    status = [p.decode() for t, p, _ in subscriber.messages if t == "edgenet/test/status"]
+    assert status[0] == "online" and status[-1] == "offline"
+    stats = json.loads(next(p for t, p, _ in subscriber.messages if t == "edgenet/test/stats"))
+    assert stats["frames"] == 2 and stats["errors"] == 1
+    subscriber.close()
+
+
+def test_on_change_sends_only_when_top1_changes(broker):
+    subscriber = Subscriber(broker, "edgenet/chg/results")
+    publisher = MqttPublisher(broker.address, topic="edgenet/chg", on_change=True)
+    dog = json.loads(json.dumps(GOOD))
+    dog["top_k"][0]["index"] = 207
+    for record in (GOOD, GOOD, GOOD, dog, dog, GOOD):
+        publisher.publish(record)
+    publisher.close()
+    assert subscriber.wait_for(lambda m: len(m) >= 3)
+    assert [json.loads(p)["top_k"][0]["index"] for _, p, _ in subscriber.messages] == [286, 207, 286]
+    subscriber.close()
