@@ -9,7 +9,7 @@ SAMPLES := $(if $(wildcard $(SHARED)/images),$(SHARED)/images,)
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: venv run test test-deps lint bench clean
+.PHONY: venv build-venv run test test-deps lint bench clean
 
 $(BIN)/edgenet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,16 @@ $(BIN)/edgenet: pyproject.toml
 	@touch $@
 
 venv: $(BIN)/edgenet
+
+# TensorFlow lives in its own environment, only for scripts/build_models.py (never a runtime dependency).
+BUILD_VENV ?= .venv-build
+$(BUILD_VENV)/.installed: requirements-build.txt
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BUILD_VENV)/bin/python -m pip install --quiet -r requirements-build.txt
+	@touch $@
+
+build-venv: $(BUILD_VENV)/.installed
 
 run: venv
 	$(BIN)/edgenet models pull
@@ -29,7 +39,7 @@ test-deps:
 	  echo "installing mosquitto (apt-get)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
 
-test: venv test-deps
+test: venv build-venv test-deps
 	$(BIN)/python -m pytest -q
 
 lint: venv
@@ -40,4 +50,4 @@ bench: venv
 	$(BIN)/edgenet bench --threads 1,2
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BUILD_VENV) build *.egg-info .pytest_cache .ruff_cache
