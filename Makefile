@@ -33,11 +33,14 @@ run: venv
 	$(BIN)/edgenet models pull
 	$(BIN)/edgenet classify $(or $(SAMPLES),$$($(BIN)/edgenet samples)) --top-k 3
 
-# System packages the tests talk to for real: a Mosquitto broker (started by the tests on a loopback port).
+# System packages the tests use for real: a Mosquitto broker (started by the tests on a loopback port) and
+# gcc (builds a minimal TFLite external delegate to exercise the Edge TPU loading path).
 test-deps:
-	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || { \
-	  echo "installing mosquitto (apt-get)"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto >/dev/null; }
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
+	if [ -n "$$missing" ]; then echo "installing$$missing (apt-get)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
 
 test: venv build-venv test-deps
 	$(BIN)/python -m pytest -q

@@ -57,6 +57,11 @@ def edgenet_env(monkeypatch, session_home, mirror):
     Edge TPU or sysfs of this machine leaks in unless a test points EDGENET_SYSFS_ROOT somewhere."""
     monkeypatch.setenv("EDGENET_MODEL_MIRROR", str(mirror))
     monkeypatch.setenv("EDGENET_HOME", str(session_home))
+    no_devices = session_home.parent / "no-devices"
+    (no_devices / "sys").mkdir(parents=True, exist_ok=True)
+    (no_devices / "dev").mkdir(exist_ok=True)
+    monkeypatch.setenv("EDGENET_SYSFS_ROOT", str(no_devices / "sys"))
+    monkeypatch.setenv("EDGENET_DEV_ROOT", str(no_devices / "dev"))
     from edgenet import zoo
 
     zoo._mirror_index.cache_clear()
