@@ -248,14 +248,105 @@ def output_spec_from_details(detail: dict, interpreter=None) -> OutputSpec:
     )
 
 
-def load_external_delegate(library: str, options: dict | None = None):
-    """Load a TFLite external delegate (libedgetpu.so.1, or any plugin) through the backend."""
+_PROBE_SCRIPT = r"""
+import json, sys
+library, options, model = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] or None
+stage = "load"
+try:
+    from edgenet.runtime import load_backend
     backend = load_backend()
+    delegate = backend.load_delegate(library, options)
+    if model:
+        stage = "prepare"
+        interpreter = backend.interpreter_class(model_path=model, experimental_delegates=[delegate])
+        interpreter.allocate_tensors()
+        stage = "invoke"
+        interpreter.invoke()
+except BaseException as exc:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    print(json.dumps({"error": text[:300], "stage": stage}), flush=True)
+    sys.exit(1)
+print(json.dumps({"ok": True}), flush=True)
+"""
+PROBE_TIMEOUT_S = 120.0
+
+
+def probe_external_delegate(library: str, options: dict | None = None, model_path: str | None = None,
+                            *, name: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Load `library` (and, with `model_path`, build, allocate and invoke that model with it) in a child
+    process first: a libedgetpu built for another TFLite version can segfault, and a crash there must become
+    a DeviceError here rather than kill this process. Returns None when the child was fine."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    backend = load_backend()
+    name = name or os.path.basename(library)
+    env = dict(os.environ, EDGENET_BACKEND=backend.name)
+    command = [sys.executable, "-c", _PROBE_SCRIPT, library, json.dumps(options or {}), str(model_path or "")]
+    try:
+        child = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise DeviceError(f"loading {name} ({library}) did not finish in {timeout:.0f} s; unplug and replug "
+                          "the Edge TPU, then check `edgenet doctor`") from None
+    report = {}
+    for line in reversed(child.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                report = json.loads(line)
+            except ValueError:
+                continue
+            break
+    if child.returncode < 0:
+        try:
+            signame = signal.Signals(-child.returncode).name
+        except ValueError:
+            signame = f"signal {-child.returncode}"
+        stage = "while unloading" if report.get("ok") else "while loading"
+        raise DeviceError(
+            f"{name} ({library}) crashed a test process ({signame}) {stage} with {backend.name} "
+            f"{backend.version}: it was most likely built for another TensorFlow Lite version; install a "
+            f"{name} built for this runtime, or the runtime it was built for"
+        )
+    if child.returncode != 0:
+        reason = report.get("error") or _last_line(child.stderr) or f"exit status {child.returncode}"
+        if report.get("stage") in ("prepare", "invoke") and model_path:
+            raise DeviceError(f"{name} ({library}) loaded but failed to {report['stage']} "
+                              f"{os.path.basename(model_path)}: {reason}")
+        hint = ""
+        if "edgetpu" in name:
+            hint = ("; is the Edge TPU in use by another process (one process per TPU), or not accessible to "
+                    "this user? `edgenet doctor` checks permissions")
+        raise DeviceError(f"failed to load delegate {name} ({library}): {reason}{hint}")
+
+
+def load_external_delegate(library: str, options: dict | None = None, *, name: str | None = None,
+                           probe_model: str | None = None, probe: bool = True):
+    """Load a TFLite external delegate (libedgetpu.so.1, or any plugin) through the backend's
+    `load_delegate(library, options)`. With `probe` (the default) the same load, plus `probe_model` built,
+    allocated and invoked, first runs in a child process so that a crash becomes a DeviceError."""
+    name = name or os.path.basename(library)
+    backend = load_backend()
+    if probe:
+        probe_external_delegate(library, options, probe_model, name=name)
+    try:  # a missing file or symbol fails here, before the backend's Delegate (whose __del__ would complain)
+        import ctypes
+
+        plugin = ctypes.CDLL(library)
+        plugin.tflite_plugin_create_delegate, plugin.tflite_plugin_destroy_delegate  # noqa: B018
+    except (OSError, AttributeError) as exc:
+        hint = "; it is not a TFLite external delegate library" if isinstance(exc, AttributeError) else ""
+        raise DeviceError(f"failed to load delegate {name} ({library}): {_first_line(exc)}{hint}") from None
     try:
         return backend.load_delegate(library, options or {})
-    except (ValueError, OSError, RuntimeError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DeviceError(f"failed to load delegate {library}: {msg}") from None
+    except Exception as exc:  # ValueError (create gave NULL), OSError (dlopen), AttributeError (no symbol)
+        raise DeviceError(f"failed to load delegate {name} ({library}): {_first_line(exc)}") from None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 class Engine:
