@@ -6,6 +6,7 @@ Human output (tables, progress, warnings, summaries) goes to stderr; data (jsonl
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -105,19 +106,33 @@ def classify(
     fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | csv."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Append records to this file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+    camera: str | None = typer.Option(None, "--camera", help="Live camera: 0, /dev/videoN, picamera2[:N]."),
+    video: list[str] | None = typer.Option(None, "--video", help="Video file: every frame, in order."),
+    width: int | None = typer.Option(None, "--width", min=1, help="Camera capture width."),
+    height: int | None = typer.Option(None, "--height", min=1, help="Camera capture height."),
+    fps: float | None = typer.Option(None, "--fps", min=0.1, help="Camera frame rate to ask for."),
+    max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N frame records."),
+    duration: float | None = typer.Option(None, "--duration", min=0.0, help="Stop after S seconds."),
+    every: int = typer.Option(1, "--every", min=1, help="Classify every Nth frame of a video or camera."),
+    reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reopen a lost camera up to N times."),
 ):
-    """Classify images; one record per image (jsonl/csv to stdout, table to stderr)."""
+    """Classify images, video files or a live camera; one record per image or frame.
+
+    jsonl/csv go to stdout (or --output), tables, live views and summaries to stderr.
+    """
     from edgenet.sinks import FORMATS
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if not inputs:
+    stream = StreamOptions(camera=camera, videos=list(video or []), width=width, height=height, fps=fps,
+                           max_frames=max_frames, duration=duration, every=every, reconnect=reconnect)
+    if not inputs and not stream.camera and not stream.videos:
         raise UsageError("give images, folders or globs to classify (e.g. edgenet classify photos/)")
     threads = threads or default_threads()
-    exit_code = run_classify(inputs, model=model, labels=labels, threads=threads, delegate=delegate,
+    exit_code = run_classify(inputs or [], model=model, labels=labels, threads=threads, delegate=delegate,
                              device=device, delegate_lib=delegate_lib, resize=resize,
                              input_range=_parse_range(input_range), top_k=top_k, threshold=threshold,
-                             fmt=fmt, output=output, quiet=quiet)
+                             fmt=fmt, output=output, quiet=quiet, stream=stream)
     raise typer.Exit(exit_code)
 
 
@@ -127,11 +142,16 @@ def default_threads() -> int:
     return measured_default()
 
 
-def run_classify(inputs, *, fmt, output, quiet, **model_options) -> int:
+def run_classify(inputs, *, fmt, output, quiet, stream: StreamOptions | None = None,
+                 **model_options) -> int:
     from edgenet.pipeline import classify_frames, open_model
     from edgenet.sinks import open_sink
     from edgenet.sources import expand_inputs, image_frames
 
+    if stream is not None and stream.wanted(inputs):
+        return run_stream(inputs, stream, fmt=fmt, output=output, quiet=quiet, **model_options)
+    if stream is not None:
+        stream.check_images_only()
     opened = open_model(model_options.pop("model"), labels_file=model_options.pop("labels"), **model_options)
     for message in opened.warnings:
         warn(message)
@@ -161,6 +181,150 @@ def run_classify(inputs, *, fmt, output, quiet, **model_options) -> int:
         say(stats.summary(opened.classifier, "images"))
     if interrupted:
         say("interrupted: the records above are complete and flushed", "yellow")
+        return EXIT_INTERRUPTED
+    return 1 if stats.errors else 0
+
+
+# -- streams: video files and cameras ------------------------------------------------------------------
+
+@dataclasses.dataclass
+class StreamOptions:
+    """The classify options that only mean something for --camera and --video (and videos given as inputs)."""
+
+    camera: str | None = None
+    videos: list = dataclasses.field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    max_frames: int | None = None
+    duration: float | None = None
+    every: int = 1
+    reconnect: int = 5
+
+    def wanted(self, inputs) -> bool:
+        from edgenet.sources import is_video
+
+        return bool(self.camera or self.videos) or any(is_video(path) for path in inputs or [])
+
+    def check_images_only(self) -> None:
+        if self.max_frames or self.duration or self.every != 1 or self.width or self.height or self.fps:
+            raise UsageError("--max-frames, --duration, --every, --width, --height and --fps apply to "
+                             "--camera and --video (or video files given as inputs)")
+
+    def check_files(self) -> None:
+        if self.width or self.height or self.fps:
+            raise UsageError("--width, --height and --fps set a camera's capture mode; use them with "
+                             "--camera")
+
+
+def _file_frames(paths, every: int):
+    """Images and videos in the order given: images numbered across the run, each video's frames from 0."""
+    from edgenet.sources import image_frames, is_video, video_frames
+
+    image_index = 0
+    for path in paths:
+        if is_video(path):
+            yield from video_frames(path, every)
+        else:
+            yield from image_frames([path], start_index=image_index)
+            image_index += 1
+
+
+def run_stream(inputs, stream: StreamOptions, *, fmt, output, quiet, **model_options) -> int:
+    """Classify a live camera (newest frame each time) or video files (every frame, in order)."""
+    import time
+
+    from edgenet import sources
+    from edgenet.live import LiveView, StreamStats, summary
+    from edgenet.pipeline import RecordWriter, classify_stream, open_model
+    from edgenet.sinks import open_sink
+
+    first_capture = None
+    if stream.camera:
+        if inputs or stream.videos:
+            raise UsageError("--camera classifies one live camera; run images and videos separately")
+        spec = sources.parse_camera(stream.camera)
+
+        def opener():
+            return sources.open_camera(spec, stream.width, stream.height, stream.fps)
+
+        first_capture = opener()  # a camera that cannot be opened stops here: exit 4, before the model loads
+        frames = sources.CameraFrames(opener, spec.name, reconnect=stream.reconnect, every=stream.every,
+                                      first_capture=first_capture)
+        live, title = True, spec.name
+    else:
+        stream.check_files()
+        paths = sources.expand_inputs(list(inputs) + list(stream.videos))
+        frames = _file_frames(paths, stream.every)
+        live, title = False, paths[0] if len(paths) == 1 else f"{len(paths)} files"
+    try:
+        opened = open_model(model_options.pop("model"), labels_file=model_options.pop("labels"),
+                            **model_options)
+    except BaseException:
+        if first_capture is not None:
+            first_capture.release()
+        raise
+    for message in opened.warnings:
+        warn(message)
+    if fmt == "table" and not quiet and not sys.stderr.isatty():
+        warn("streams print a summary only with --format table; use --format jsonl or csv for "
+             "per-frame records")
+    sink = None if fmt == "table" else open_sink(fmt, output)
+    stats = StreamStats()
+    stopping: list[str] = []
+
+    def request_stop(signum, _frame):
+        if stopping and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        stopping.append(signal.Signals(signum).name)
+
+    deadline = time.monotonic() + stream.duration if stream.duration else None
+
+    def should_stop() -> bool:
+        return bool(stopping) or (deadline is not None and time.monotonic() >= deadline)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    view = LiveView(stats, f"edgenet: {title}") if not quiet and sys.stderr.isatty() else None
+
+    def deliver(inferred) -> None:  # in the writer thread: the main thread only infers
+        record = opened.classifier.finish(inferred).to_dict()
+        if sink:
+            sink.write(record)
+        stats.add(record)
+
+    writer = RecordWriter(deliver)
+    results = classify_stream(frames, opened.classifier, live=live, should_stop=should_stop, finish=False)
+    failure = None
+    taken = 0
+    try:
+        if view:
+            view.start()
+        for result in results:
+            writer.put(result)
+            taken += 1
+            if stream.max_frames and taken >= stream.max_frames:
+                break
+    except KeyboardInterrupt:
+        stopping.append("SIGINT")
+    except EdgenetError as error:
+        failure = error
+    finally:
+        try:
+            results.close()
+            writer.close()  # every record taken is written and flushed before the exit
+        finally:
+            if view:
+                view.stop()
+            if sink:
+                sink.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if not quiet:
+        say(summary(stats, opened.classifier, title))
+    if failure is not None:
+        raise failure
+    if stopping:
+        say(f"interrupted ({stopping[0]}): the records above are complete and flushed", "yellow")
         return EXIT_INTERRUPTED
     return 1 if stats.errors else 0
 
@@ -257,6 +421,165 @@ def evaluate(
         say(f"{report['model']}: top-1 {report['top1'] * 100:.2f}%  top-5 {report['top5'] * 100:.2f}%  "
             f"({report['images']} images, {report['errors']} errors, resize {resize})")
     raise typer.Exit(1 if report["errors"] else 0)
+
+
+@app.command()
+@handles_errors
+def bench(
+    models: list[str] | None = typer.Option(None, "--model", "-m",
+                                            help="Zoo name or .tflite path; repeat for several."),
+    all_models: bool = typer.Option(False, "--all", help="Every zoo model present locally (cache, mirror)."),
+    threads: str | None = typer.Option(None, "--threads", "-t",
+                                       help="Thread counts, comma-separated: 1,2,4 (default: measured)."),
+    delegate: str = DelegateOption,
+    device: str = DeviceOption,
+    delegate_lib: str | None = DelegateLibOption,
+    runs: int = typer.Option(50, "--runs", min=1, help="At least this many timed runs."),
+    min_seconds: float = typer.Option(1.0, "--min-seconds", min=0.0, help="And at least this long (s)."),
+    warmup: int = typer.Option(5, "--warmup", min=0, help="Warm-up runs (the first one is first_ms)."),
+    mode: str = typer.Option("invoke", "--mode", help="invoke (invoke() alone) | e2e (decode to top-k)."),
+    images: str | None = typer.Option(None, "--images", help="e2e photos (default: the sample photos)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json | jsonl | csv."),
+    output: str | None = typer.Option(None, "--output", "-o", help="Write the records to this file."),
+    compare: str | None = typer.Option(None, "--compare", help="Reference CSV: exit 1 if a p50 regressed."),
+    tolerance: float = typer.Option(0.30, "--tolerance", min=0.0, help="Allowed p50 slowdown for --compare."),
+):
+    """Latency in LiteRT benchmark_model's terms (init, first, warmup, steady state) with host conditions."""
+    from edgenet import bench as harness
+    from edgenet import zoo
+    from edgenet.sources import expand_inputs
+
+    data_format = harness.format_for_output(fmt, output)
+    if mode not in harness.MODES:
+        raise UsageError(f"unknown --mode {mode!r}; choose one of {', '.join(harness.MODES)}")
+    reference = harness.read_reference(compare) if compare else None
+    thread_counts = harness.parse_threads(threads)
+    if thread_counts is None:
+        thread_counts = [default_threads()]
+        say(f"threads: {thread_counts[0]} (default: usable cores, at most {harness.MAX_DEFAULT_THREADS}; "
+            "2 threads measured fastest on a 2-core box; --threads 1,2,4 measures others)")
+    names = list(models or [])
+    if all_models:
+        names += [name for name in harness.local_models() if name not in names]
+        if not names:
+            raise UsageError("--all found no local model: pull some (edgenet models pull NAME) or set "
+                             "EDGENET_MODEL_MIRROR to a folder of models")
+    names = names or [zoo.default_model()]
+    paths: list[str] = []
+    if mode == "e2e":
+        paths = expand_inputs([images]) if images else harness.default_images()
+        if not paths:
+            raise UsageError(f"no images found in {images} (looked for .jpg .jpeg .png .bmp .webp .tif)")
+    stream = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    writer = harness.RecordWriter(data_format, stream) if (output or fmt != "table") else None
+    host = harness.host_info()
+    seen: set[str] = set()
+
+    def warn_once(message: str) -> None:
+        if message not in seen:
+            seen.add(message)
+            warn(message)
+
+    records: list[dict] = []
+    failures: list[EdgenetError] = []
+    interrupted = False
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        for name in names:
+            for count in thread_counts:
+                try:
+                    result = harness.bench_one(name, threads=count, delegate=delegate, device=device,
+                                               delegate_lib=delegate_lib, mode=mode, images=paths, runs=runs,
+                                               min_seconds=min_seconds, warmup=warmup, host=host,
+                                               on_warning=warn_once)
+                except EdgenetError as error:
+                    if len(names) * len(thread_counts) == 1:
+                        raise
+                    failures.append(error)
+                    warn(f"{name} with {count} thread(s): {error}")
+                    continue
+                record = result.to_dict()
+                records.append(record)
+                if writer:
+                    writer.write(record)
+    except (KeyboardInterrupt, Interrupted):
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if writer:
+            writer.close()
+        if output:
+            stream.close()
+    if fmt == "table" and records:
+        harness.render_table(records)
+    for (model_name, used, _mode), (best, p50) in harness.fastest_threads(records).items():
+        say(f"{model_name} on {used}: fastest with {best} thread(s) here (p50 {p50:.3f} ms)")
+    if interrupted:
+        say("interrupted: the records above are complete and flushed", "yellow")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if failures and not records:
+        raise failures[-1]
+    exit_code = 1 if failures else 0
+    if reference is not None:
+        compared, regressed = harness.compare(records, reference, tolerance)
+        if not compared:
+            raise UsageError(f"--compare {compare}: no row matches these runs "
+                             "(same model, delegate, threads and mode)")
+        for row in regressed:
+            say(f"REGRESSED {row['model']} {row['delegate']} threads {row['threads']} {row['mode']}: p50 "
+                f"{row['p50_ms']:.3f} ms vs {row['reference_p50_ms']:.3f} ms ({row['ratio']:.2f}x, tolerance "
+                f"{tolerance:.0%})", "red")
+        say(f"compare: {len(compared)} row(s) checked against {compare}, {len(regressed)} regressed")
+        if regressed:
+            exit_code = 1
+    raise typer.Exit(exit_code)
+
+
+@app.command()
+@handles_errors
+def devices(fmt: str = typer.Option("table", "--format", "-f", help="table | json.")):
+    """Edge TPUs (USB and PCIe), CPU, TFLite backend, and whether libedgetpu is installed."""
+    from edgenet.doctor import devices_report
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"unknown --format {fmt!r}; choose table or json")
+    report = devices_report()
+    if fmt == "json":
+        print(json.dumps(report, indent=1))
+        return
+    tpus = report["edgetpus"]
+    print(f"Edge TPUs: {len(tpus) or 'none found'}")
+    for index, tpu in enumerate(tpus):
+        slow = " (USB 2: about half the throughput)" if tpu.get("speed", 5000) <= 480 else ""
+        details = [f"{tpu['speed']} Mb/s{slow}" if "speed" in tpu else "", tpu.get("id", ""),
+                   f"{tpu['temperature_c']:.1f} C" if "temperature_c" in tpu else ""]
+        print(f"  :{index}  {tpu['type']:<3}  {tpu['path']}  " + "  ".join(d for d in details if d))
+    for function in report.get("pci_without_driver", []):
+        print(f"  PCIe Coral at {function} without its apex driver (edgenet doctor)")
+    cpu, backend, library = report["cpu"], report["backend"], report["libedgetpu"]
+    print(f"CPU: {cpu['model'] or '?'} ({cpu['machine']}, {cpu['cores']} cores)"
+          + (f" on {cpu['board']}" if cpu.get("board") else ""))
+    print(f"backend: {backend['name']} {backend['version']}" if backend.get("name")
+          else f"backend: none ({backend['error']})")
+    print(f"libedgetpu: {library['path']}" + (f" ({library['version']})" if library.get("version") else "")
+          if library["found"] else "libedgetpu: not installed")
+
+
+@app.command()
+@handles_errors
+def doctor(fmt: str = typer.Option("text", "--format", "-f", help="text | json.")):
+    """Check this machine for edgenet: one line per check (ok / warn / fail) and the fix. Exit 1 on a fail."""
+    from edgenet.doctor import FAIL, run_checks
+
+    if fmt not in ("text", "json"):
+        raise UsageError(f"unknown --format {fmt!r}; choose text or json")
+    checks = run_checks()
+    if fmt == "json":
+        print(json.dumps([check.to_dict() for check in checks], indent=1))
+    else:
+        for check in checks:
+            print(check.line(), flush=True)
+    raise typer.Exit(1 if any(check.status == FAIL for check in checks) else 0)
 
 
 # -- models -----------------------------------------------------------------------------------------

@@ -6,12 +6,14 @@ bounded queue filled so that decoding the next image overlaps inference on the c
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
 import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -76,6 +78,15 @@ class Prepared:
     error: str | None
 
 
+@dataclass
+class Inferred:
+    """A frame after inference, before postprocessing: the raw output row (None for an error frame)."""
+
+    item: Prepared
+    raw: np.ndarray | None
+    inference_ms: float
+
+
 class Classifier:
     """A model ready to classify frames: engine + labels + pre/post-processing settings."""
 
@@ -103,6 +114,19 @@ class Classifier:
         return Prepared(frame, tensor, (time.perf_counter_ns() - started) / 1e6, None)
 
     def infer(self, item: Prepared) -> FrameResult:
+        return self.finish(self.run(item))
+
+    def run(self, item: Prepared) -> Inferred:
+        """The inference stage alone (what the stream's main thread does between two frames)."""
+        if item.error is not None:
+            return Inferred(item, None, 0.0)
+        started = time.perf_counter_ns()
+        raw = self.engine.run(item.tensor)  # a copy of the output row: safe to finish in another thread
+        return Inferred(item, raw, (time.perf_counter_ns() - started) / 1e6)
+
+    def finish(self, inferred: Inferred) -> FrameResult:
+        """Postprocess: top-k, timings, the record."""
+        item = inferred.item
         frame = item.frame
         captured = utc_timestamp(frame.captured) if frame.captured is not None else None
         if item.error is not None:
@@ -110,19 +134,17 @@ class Classifier:
                                delegate=self.engine.delegate, error=item.error, time=utc_timestamp(),
                                captured=captured)
         started = time.perf_counter_ns()
-        raw = self.engine.run(item.tensor)
-        inferred = time.perf_counter_ns()
-        top = predictions(raw, self.engine.output, self.labels, self.top_k, self.threshold)
-        done = time.perf_counter_ns()
-        inference_ms = (inferred - started) / 1e6
-        postprocess_ms = (done - inferred) / 1e6
-        latency = {
+        top = predictions(inferred.raw, self.engine.output, self.labels, self.top_k, self.threshold)
+        inference_ms = inferred.inference_ms
+        postprocess_ms = (time.perf_counter_ns() - started) / 1e6
+        latency = {} if frame.capture_ms is None else {"capture": round(frame.capture_ms, 3)}
+        latency.update({
             "decode": round(frame.decode_ms, 3),
             "preprocess": round(item.preprocess_ms, 3),
             "inference": round(inference_ms, 3),
             "postprocess": round(postprocess_ms, 3),
             "total": round(frame.decode_ms + item.preprocess_ms + inference_ms + postprocess_ms, 3),
-        }
+        })
         return FrameResult(
             source=frame.source, frame=frame.index, model=self.model_name, delegate=self.engine.delegate,
             top_k=tuple(top), latency_ms=latency, time=utc_timestamp(), captured=captured,
@@ -182,13 +204,12 @@ class Prefetcher:
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
         if close is not None and not self._thread.is_alive():
-            try:
+            with contextlib.suppress(Exception):
                 close()
-            except Exception:
-                pass
 
 
-def classify_frames(frames: Iterator[Frame], classifier: Classifier, *, prefetch: bool = True) -> Iterator[FrameResult]:
+def classify_frames(frames: Iterator[Frame], classifier: Classifier, *,
+                    prefetch: bool = True) -> Iterator[FrameResult]:
     """Every frame in, one FrameResult out, in order."""
     if not prefetch:
         for frame in frames:
@@ -196,6 +217,193 @@ def classify_frames(frames: Iterator[Frame], classifier: Classifier, *, prefetch
         return
     for item in Prefetcher(frames, classifier):
         yield classifier.infer(item)
+
+
+class FrameHandoff:
+    """The worker -> consumer handoff of prepared frames.
+
+    Files (`live=False`): a bounded FIFO; the worker waits when it is `depth` ahead, so every frame arrives,
+    in order. Live cameras (`live=True`): one slot holding the newest good frame; a frame the consumer did not
+    take in time is replaced and counted, and the count travels in the next delivered frame's `dropped`.
+    Error frames (a lost camera) are never dropped: they wait in their own small queue, in order.
+    """
+
+    def __init__(self, *, live: bool, depth: int = PREFETCH_DEPTH):
+        self.live = live
+        self.depth = max(1, depth)
+        self.dropped_total = 0
+        self._cond = threading.Condition()
+        self._fifo: collections.deque = collections.deque()
+        self._latest: Prepared | None = None
+        self._dropped = 0
+        self._finished = False
+
+    def put(self, item: Prepared, stop: threading.Event) -> bool:
+        """Hand over one frame; False when `stop` was set while waiting for room (files only wait)."""
+        with self._cond:
+            if self.live and item.error is None:
+                if self._latest is not None:
+                    self._dropped += 1
+                    self.dropped_total += 1
+                self._latest = item
+            else:
+                while len(self._fifo) >= self.depth and not stop.is_set():
+                    self._cond.wait(0.1)
+                if stop.is_set():
+                    return False
+                self._fifo.append(item)
+            self._cond.notify_all()
+            return True
+
+    def finish(self) -> None:
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    def get(self, timeout: float):
+        """The next frame, None if nothing came within `timeout`, or _DONE once the worker has finished."""
+        with self._cond:
+            if not self._fifo and self._latest is None and not self._finished:
+                self._cond.wait(timeout)
+            if self._fifo and (self._latest is None or self._fifo[0].frame.index <= self._latest.frame.index):
+                item = self._fifo.popleft()
+                self._cond.notify_all()
+                return item
+            if self._latest is not None:
+                item, self._latest = self._latest, None
+                item.frame = replace(item.frame, dropped=self._dropped)
+                self._dropped = 0
+                return item
+            return _DONE if self._finished else None
+
+
+class StreamPrefetcher:
+    """Capture + preprocessing in a worker thread, inference in the caller's; see FrameHandoff for the modes.
+
+    `frames` may offer `interrupt()` (callable from another thread, e.g. sources.CameraFrames): it is called
+    on close so that a worker waiting for a camera or a reconnect backoff stops promptly.
+
+    While it runs, OpenCV's own thread pool is limited to 1 thread (restored on close): otherwise resize
+    and colour conversion spread onto the core that runs inference. Measured on 2 cores, v2-qat 1 thread:
+    inference 3.8-4.2 ms per frame inside the stream with OpenCV's default pool, 3.4 ms with 1 thread
+    (3.35 ms alone).
+    """
+
+    def __init__(self, frames, classifier: Classifier, *, live: bool, depth: int = PREFETCH_DEPTH,
+                 opencv_threads: int | None = 1):
+        self._frames = frames
+        self._classifier = classifier
+        self.handoff = FrameHandoff(live=live, depth=depth)
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="edgenet-capture", daemon=True)
+        self._opencv_threads = opencv_threads
+        self._opencv_before: int | None = None
+
+    def _work(self) -> None:
+        iterator = iter(self._frames)
+        try:
+            for frame in iterator:
+                if self._stop.is_set() or not self.handoff.put(self._classifier.prepare(frame), self._stop):
+                    break
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            self._failure = exc
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()  # a generator's finally (releasing the capture) runs here, in this thread
+            self.handoff.finish()
+
+    def items(self, should_stop=lambda: False) -> Iterator[Prepared]:
+        """Prepared frames until the source ends or `should_stop()` turns true (checked every 0.1 s)."""
+        if self._opencv_threads is not None:
+            import cv2
+
+            self._opencv_before = cv2.getNumThreads()
+            cv2.setNumThreads(self._opencv_threads)
+        self._thread.start()
+        try:
+            while not should_stop():
+                item = self.handoff.get(0.1)
+                if item is None:
+                    continue
+                if item is _DONE:
+                    if self._failure is not None:
+                        raise self._failure
+                    break
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        interrupt = getattr(self._frames, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        if self._opencv_before is not None:
+            import cv2
+
+            cv2.setNumThreads(self._opencv_before)
+            self._opencv_before = None
+
+
+class RecordWriter:
+    """Serializes and writes results in its own thread, in order, so the inference thread only infers.
+
+    `deliver(result)` runs in the writer thread (to_dict, json, write, stats: ~0.1 ms a frame that would
+    otherwise sit between two invokes). The queue is bounded: a slow reader of stdout slows the stream down
+    (a live camera then drops more frames) instead of filling memory. A failure in `deliver` (e.g. a closed
+    pipe) is re-raised in the caller's thread by the next `put` or by `close`.
+    """
+
+    def __init__(self, deliver, depth: int = 64):
+        self._deliver = deliver
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="edgenet-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            result = self._queue.get()
+            if result is _DONE:
+                return
+            if self._failure is None:
+                try:
+                    self._deliver(result)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._failure = exc
+
+    def put(self, result) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._queue.put(result)
+
+    def close(self) -> None:
+        """Write everything queued, stop the thread; re-raise a failure of `deliver`."""
+        if self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+
+def classify_stream(frames, classifier: Classifier, *, live: bool, should_stop=lambda: False,
+                    finish: bool = True) -> Iterator[FrameResult] | Iterator[Inferred]:
+    """Frames of a video or camera through a StreamPrefetcher; inference here, in the calling thread.
+
+    Files give every frame in order; live sources give the newest frame each time (drops counted). When
+    `should_stop()` turns true, the frame in flight is finished and yielded, then the stream ends.
+    `finish=False` yields Inferred items, to be postprocessed elsewhere with `classifier.finish`.
+    """
+    streaming = StreamPrefetcher(frames, classifier, live=live)
+    for item in streaming.items(should_stop):
+        inferred = classifier.run(item)
+        yield classifier.finish(inferred) if finish else inferred
 
 
 @dataclass
@@ -210,9 +418,14 @@ def open_model(model: str | None, *, labels_file: str | None = None, threads: in
                delegate: str = "auto", device: str = "", delegate_lib: str | None = None,
                resize: str = "crop", input_range: tuple[float, float] | None = None, top_k: int = 5,
                threshold: float = 0.0) -> OpenedModel:
-    """Resolve a zoo name or path, choose CPU or Edge TPU, build the one interpreter, find the labels."""
+    """Resolve a zoo name or path, choose where it runs, build the one interpreter, find the labels.
+
+    auto: an Edge TPU is present (or --device names one, or the file is compiled for the TPU) and there is an
+    Edge TPU model -> the TPU; otherwise the CPU file with XNNPACK, and the record's delegate says why.
+    --delegate-lib stands in for libedgetpu on the TPU path, and is a plain external delegate otherwise.
+    """
     from edgenet import edgetpu, zoo
-    from edgenet.errors import DeviceError, UsageError
+    from edgenet.errors import DeviceError, ModelError, UsageError
     from edgenet.labels import labels_for_model
     from edgenet.runtime import DELEGATES, inspect_model_file, load_external_delegate
 
@@ -220,53 +433,78 @@ def open_model(model: str | None, *, labels_file: str | None = None, threads: in
         raise UsageError(f"unknown --delegate {delegate!r}; choose one of {', '.join(DELEGATES)}")
     if resize not in RESIZE_POLICIES:
         raise UsageError(f"unknown --resize {resize!r}; choose one of {', '.join(RESIZE_POLICIES)}")
+    device = (device or "").strip()
+    edgetpu.parse_device(device)  # a bad device string is a usage error whether or not a TPU is around
+    if delegate in ("cpu", "xnnpack") and (device or delegate_lib):
+        option = "--device" if device else "--delegate-lib"
+        raise UsageError(f"{option} does not go with --delegate {delegate}; use --delegate auto or edgetpu")
+    if delegate_lib and not os.path.isfile(delegate_lib):
+        raise DeviceError(f"--delegate-lib {delegate_lib}: no such file; give the path of a TFLite "
+                          "delegate .so")
+
+    name = model or zoo.default_model()
+    spec = zoo.catalog().get(name)
+    given = zoo.resolve(name) if spec is None else None  # a path: missing files and unknown names fail here
+    file_needs_tpu = given is not None and inspect_model_file(given.path).needs_edgetpu
+    has_twin = spec is not None and spec.edgetpu is not None
     warnings: list[str] = []
+    why = None  # why an auto run did not go to the TPU
+
+    if delegate == "edgetpu" or device or file_needs_tpu:
+        target = "edgetpu"
+    elif delegate == "auto" and (has_twin or delegate_lib is None):
+        tpus = edgetpu.find_edgetpus()
+        if tpus and has_twin:
+            target = "edgetpu"
+        else:
+            target = "external" if delegate_lib else "cpu"
+            if tpus and spec is not None:
+                why = f"{spec.name} has no Edge TPU twin"
+                twins = ", ".join(s.name for s in zoo.catalog().values() if s.edgetpu and not s.latency_only)
+                warnings.append(f"an Edge TPU is present but {spec.name} has no Edge TPU model: running it "
+                                f"on the CPU (models with one: {twins})")
+            elif tpus:
+                why = f"{given.name} is not compiled for the Edge TPU"
+            elif has_twin:
+                why = "no Edge TPU found"
+                if "edgetpu" in f"{spec.name} {spec.family}".lower().replace("-", ""):
+                    warnings.append(f"no Edge TPU found: running the CPU version of {spec.name} "
+                                    "(--delegate edgetpu makes this an error)")
+    else:
+        target = "external" if delegate_lib else "cpu"
+
     external = None
     label = None
-    if delegate_lib:
-        resolved = zoo.resolve(model)
-        external = load_external_delegate(delegate_lib, {"device": device} if device else None)
-        label = f"external ({os.path.basename(delegate_lib)})"
+    if target == "edgetpu":
+        if given is not None and not file_needs_tpu:
+            raise ModelError(f"{given.name} is not compiled for the Edge TPU (no edgetpu-custom-op); compile "
+                             "it with edgetpu_compiler, use a zoo model with an Edge TPU twin, or run it "
+                             "with --delegate xnnpack")
+        if spec is not None and not has_twin:
+            raise ModelError(f"model {spec.name} has no Edge TPU twin; run it on the CPU (--delegate "
+                             "xnnpack) or pick one with an Edge TPU model (edgenet models list)")
+        wanted_by = ("--delegate edgetpu" if delegate == "edgetpu" else f"--device {device}" if device
+                     else f"{given.name} (compiled for the Edge TPU)" if file_needs_tpu else spec.name)
+        chosen = edgetpu.require_tpu(device, wanted_by=wanted_by)
+        library = delegate_lib or edgetpu.require_library()
+        resolved = given if given is not None else zoo.resolve(name, edgetpu=True)
+        options = {"device": device} if device else None
+        lib_name = os.path.basename(library) if delegate_lib else edgetpu.LIBEDGETPU
+        external = load_external_delegate(library, options, name=lib_name, probe_model=str(resolved.path))
+        label = "edgetpu"
+        if chosen.usb2:
+            warnings.append(f"the Edge TPU at {chosen.path} runs at USB 2 speed ({chosen.speed} Mb/s): "
+                            "expect roughly half the throughput; use a USB 3 port and cable")
     else:
-        want_tpu = delegate == "edgetpu"
-        name = model or zoo.default_model()
-        spec = zoo.catalog().get(name)
-        path_is_tpu_file = spec is None and name.endswith("_edgetpu.tflite")
-        if spec is None and zoo.looks_like_path(name) and os.path.exists(name):
-            path_is_tpu_file = inspect_model_file(name).needs_edgetpu
-        if delegate == "auto" and (path_is_tpu_file or (spec is not None and spec.edgetpu is not None)):
-            tpus = edgetpu.find_edgetpus()
-            if tpus and edgetpu.find_library():
-                want_tpu = True
-            elif path_is_tpu_file:
-                want_tpu = True  # fails below with the reason: no TPU, or no libedgetpu
-            elif tpus:
-                why = "libedgetpu not installed"
-                warnings.append(f"an Edge TPU is plugged in but {edgetpu.LIBEDGETPU} is missing: running "
-                                f"{name} on the CPU (edgenet doctor says how to install it)")
-            else:
-                why = "no Edge TPU found"
-                warnings.append(f"no Edge TPU found: running {name} on the CPU with XNNPACK")
-            if not want_tpu:
-                label = f"xnnpack ({why})"
-        if want_tpu:
-            tpus = edgetpu.find_edgetpus()
-            chosen = edgetpu.select(device, tpus)
-            if chosen is None:
-                looked = "USB 1a6e:089a / 18d1:9302 and /dev/apex_N"
-                what = f"matching --device {device!r}" if device and tpus else "found"
-                raise DeviceError(f"no Edge TPU {what} (looked for {looked}); plug one in, check `edgenet "
-                                  "devices`, or run on the CPU with --delegate xnnpack")
-            library = edgetpu.require_library()
-            resolved = zoo.resolve(model, edgetpu=not path_is_tpu_file and spec is not None)
-            external = load_external_delegate(library, {"device": device} if device else None)
-            label = "edgetpu"
-        else:
-            resolved = zoo.resolve(model)
-    engine = Engine(resolved.path, threads=threads, delegate=delegate if delegate != "edgetpu" else "auto",
+        resolved = given if given is not None else zoo.resolve(name)
+        if target == "external":
+            external = load_external_delegate(delegate_lib, None, probe_model=str(resolved.path))
+            label = f"external ({os.path.basename(delegate_lib)})"
+
+    engine = Engine(resolved.path, threads=threads, delegate="auto" if external is not None else delegate,
                     external_delegate=external, delegate_label=label, value_range=input_range)
-    if label and external is None and engine.delegate == "xnnpack":
-        engine.delegate = label
+    if why and external is None and engine.delegate in ("xnnpack", "cpu"):
+        engine.delegate = f"{engine.delegate} ({why})"
     if delegate == "cpu" and (threads or 1) > 1 and engine.backend.name == "ai_edge_litert":
         warnings.append("--delegate cpu with more than one thread is often much slower than one thread "
                         "with ai-edge-litert's builtin kernels (measured 5-13 ms vs 0.7 ms on V1-0.25)")
@@ -277,4 +515,5 @@ def open_model(model: str | None, *, labels_file: str | None = None, threads: in
         warnings.append(f"{spec.name} has random weights (latency only): its predictions mean nothing")
     classifier = Classifier(engine, model_name=resolved.name, labels=labels, resize=resize, top_k=top_k,
                             threshold=threshold)
-    return OpenedModel(classifier=classifier, resolved=resolved, warnings=warnings, labels_source=labels_source)
+    return OpenedModel(classifier=classifier, resolved=resolved, warnings=warnings,
+                       labels_source=labels_source)

@@ -1,0 +1,136 @@
+"""Stream statistics, the live view on a terminal (rich, stderr) and the end-of-stream summary.
+
+`StreamStats.add` runs in the inference loop for every record, so it only appends; percentiles are computed
+when the view refreshes (rich's own thread, a few times a second) or at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from edgenet.bench import percentile
+
+WINDOW = 300  # frames behind the live view's fps and percentiles
+SUMMARY_KEEP = 100_000  # latencies kept for the summary of a long camera run (the most recent ones)
+
+
+class StreamStats:
+    def __init__(self, window: int = WINDOW):
+        self.count = 0
+        self.errors = 0
+        self.dropped = 0
+        self.last_error: str | None = None
+        self.top_k: list[dict] = []
+        self.source = ""
+        self.frame = -1
+        self._started = time.perf_counter()
+        self._first: float | None = None
+        self._last: float | None = None
+        self._good = 0
+        self.inference: deque = deque(maxlen=SUMMARY_KEEP)
+        self.total: deque = deque(maxlen=SUMMARY_KEEP)
+        self.capture: deque = deque(maxlen=SUMMARY_KEEP)
+        self._recent: deque = deque(maxlen=window)  # (perf_counter, inference ms, total ms)
+
+    def add(self, record: dict) -> None:
+        now = time.perf_counter()
+        self.count += 1
+        self.source = record.get("source", "")
+        self.frame = record.get("frame", -1)
+        if "error" in record:
+            self.errors += 1
+            self.last_error = record["error"]
+            return
+        if self._first is None:
+            self._first = now
+        self._last = now
+        self._good += 1
+        latency = record["latency_ms"]
+        self.dropped += record.get("dropped") or 0
+        self.inference.append(latency["inference"])
+        self.total.append(latency["total"])
+        if "capture" in latency:
+            self.capture.append(latency["capture"])
+        self.top_k = record["top_k"]
+        self._recent.append((now, latency["inference"], latency["total"]))
+
+    def steady_fps(self) -> float:
+        """Classified frames per second from the first result to the last (start-up excluded)."""
+        if self._good < 2 or self._last == self._first:
+            return 0.0
+        return (self._good - 1) / (self._last - self._first)
+
+    def recent(self) -> dict:
+        window = list(self._recent)
+        fps = 0.0
+        if len(window) >= 2 and window[-1][0] > window[0][0]:
+            fps = (len(window) - 1) / (window[-1][0] - window[0][0])
+        inference = [w[1] for w in window]
+        total = [w[2] for w in window]
+        return {"fps": fps, "inference": [percentile(inference, q) for q in (50, 90, 99)],
+                "total": [percentile(total, q) for q in (50, 90, 99)]}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+
+def _ms(values) -> str:
+    return " / ".join("-" if v != v else f"{v:.2f}" for v in values)  # v != v: NaN (no frames yet)
+
+
+def summary(stats: StreamStats, classifier, sources: str) -> str:
+    """One line for stderr at the end of a stream."""
+    engine = classifier.engine
+    inference, total, capture = list(stats.inference), list(stats.total), list(stats.capture)
+    parts = [sources, f"{stats.count} frames", f"{stats.errors} errors", f"{stats.dropped} dropped"]
+    if inference:
+        parts.append(f"inference p50/p90/p99 {_ms(percentile(inference, q) for q in (50, 90, 99))} ms")
+        parts.append(f"per frame p50 {percentile(total, 50):.2f} ms")
+    if capture:
+        parts.append(f"capture wait p50 {percentile(capture, 50):.2f} ms")
+    if stats.steady_fps():
+        parts.append(f"{stats.steady_fps():.1f} fps")
+    parts.append(f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
+                 f"{engine.backend.name} {engine.backend.version}")
+    return ", ".join(parts)
+
+
+class LiveView:
+    """A small panel on stderr, refreshed 4 times a second: fps, latency percentiles, drops, current top-k."""
+
+    def __init__(self, stats: StreamStats, title: str):
+        self.stats = stats
+        self.title = title
+        self._live = None
+
+    def __rich__(self):
+        from rich.table import Table
+
+        stats = self.stats
+        recent = stats.recent()
+        table = Table(title=self.title, show_header=False, box=None, title_justify="left")
+        table.add_column(justify="right", style="bold")
+        table.add_column()
+        table.add_row("frame", f"{stats.frame} ({stats.source})" if stats.count else "waiting for frames...")
+        table.add_row("fps", f"{recent['fps']:.1f} (last {len(stats._recent)} frames)")
+        table.add_row("inference", f"p50/p90/p99 {_ms(recent['inference'])} ms")
+        table.add_row("per frame", f"p50/p90/p99 {_ms(recent['total'])} ms")
+        table.add_row("dropped", f"{stats.dropped} stale frames")
+        last = f" (last: {stats.last_error})" if stats.last_error else ""
+        table.add_row("errors", f"{stats.errors}{last}")
+        for rank, prediction in enumerate(stats.top_k, 1):
+            table.add_row(f"#{rank}", f"{prediction['score']:.3f}  {prediction['label']}")
+        return table
+
+    def start(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self._live = Live(self, console=Console(stderr=True), refresh_per_second=4, transient=True)
+        self._live.start()
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

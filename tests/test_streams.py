@@ -1,0 +1,381 @@
+"""Video files and cameras: real MJPG clips made from the shared photos, the real model, the real CLI.
+
+There is no camera here: the camera code path (CameraFrames, the newest-frame handoff, reconnects) is driven
+by cv2.VideoCapture on a video file, which is what it takes for /dev/videoN too, and a lost camera is a
+capture that stops delivering after N frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from itertools import islice
+from pathlib import Path
+
+import pytest
+
+from edgenet import sources
+from edgenet.errors import DeviceError, UsageError
+
+FRAMES = 12
+SIZE = (320, 240)
+LATENCY_KEYS = ["capture", "decode", "preprocess", "inference", "postprocess", "total"]
+
+
+def write_clip(path: Path, photos: list[Path], frames: int, size=SIZE) -> Path:
+    import cv2
+
+    images = [cv2.resize(cv2.imread(str(p)), size, interpolation=cv2.INTER_AREA) for p in photos]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, size)
+    assert writer.isOpened(), "this OpenCV cannot write MJPG .avi"
+    for index in range(frames):
+        writer.write(images[index % len(images)])
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(images) -> list[Path]:
+    return [images / name for name in ("owl.jpg", "hot_dog.jpg", "parrot.jpg", "cat_720p.jpg")]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, photos) -> Path:
+    return write_clip(tmp_path_factory.mktemp("clips") / "clip.avi", photos, FRAMES)
+
+
+@pytest.fixture(scope="module")
+def classifier(mirror, session_home):
+    """One real model for the pipeline tests (module-scoped, so it sets the test environment itself)."""
+    from edgenet import zoo
+    from edgenet.pipeline import open_model
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGENET_MODEL_MIRROR", str(mirror))
+        patch.setenv("EDGENET_HOME", str(session_home))
+        zoo._mirror_index.cache_clear()
+        return open_model("v1-0.25-128", threads=1, delegate="xnnpack").classifier
+
+
+class FlakyCapture:
+    """A real VideoCapture on a clip that stops delivering after `fail_after` frames (a camera unplugged)."""
+
+    opened = 0
+
+    def __init__(self, path: Path, fail_after: int, pace: float = 0.0):
+        import cv2
+
+        self.capture = cv2.VideoCapture(str(path))
+        self.left = fail_after
+        self.pace = pace  # seconds per frame, like a camera's frame interval
+        FlakyCapture.opened += 1
+
+    def grab(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        if self.pace:
+            time.sleep(self.pace)
+        return self.capture.grab()
+
+    def retrieve(self):
+        return self.capture.retrieve()
+
+    def release(self) -> None:
+        self.capture.release()
+
+
+# -- sources -------------------------------------------------------------------------------------------
+
+def test_video_frames_gives_every_frame_in_order(clip):
+    frames = list(sources.video_frames(str(clip)))
+    assert [f.index for f in frames] == list(range(FRAMES))
+    for frame in frames:
+        assert frame.error is None and frame.source == str(clip)
+        assert frame.image.shape == (SIZE[1], SIZE[0], 3)
+        assert frame.captured is not None and frame.capture_ms >= 0 and frame.decode_ms >= 0
+
+
+def test_video_frames_every_nth_keeps_file_positions(clip):
+    assert [f.index for f in sources.video_frames(str(clip), every=5)] == [0, 5, 10]
+
+
+def test_unreadable_videos_are_one_error_frame_each(tmp_path):
+    junk = tmp_path / "junk.avi"
+    junk.write_bytes(b"RIFF this is not a video" * 10)
+    for path, words in ((tmp_path / "missing.avi", "no such file"), (junk, "cannot open video")):
+        frames = list(sources.video_frames(str(path)))
+        assert len(frames) == 1 and frames[0].image is None and words in frames[0].error
+
+
+def test_videos_are_recognised_by_extension():
+    assert sources.is_video("walk.MP4") and sources.is_video("/x/clip.avi") and sources.is_video("*.mkv")
+    assert not sources.is_video("cat.jpg") and not sources.is_video("video")
+
+
+@pytest.mark.parametrize("text, kind, device, name", [
+    ("0", "opencv", 0, "camera:0"),
+    ("2", "opencv", 2, "camera:2"),
+    ("/dev/video1", "opencv", "/dev/video1", "camera:/dev/video1"),
+    ("picamera2", "picamera2", 0, "camera:picamera2:0"),
+    ("picamera2:1", "picamera2", 1, "camera:picamera2:1"),
+    ("rtsp://cam.local/stream", "opencv", "rtsp://cam.local/stream", "camera:rtsp://cam.local/stream"),
+])
+def test_parse_camera(text, kind, device, name):
+    assert sources.parse_camera(text) == sources.CameraSpec(kind, device, name)
+
+
+@pytest.mark.parametrize("text", ["", "picamera2:front"])
+def test_parse_camera_rejects_nonsense(text):
+    with pytest.raises(UsageError):
+        sources.parse_camera(text)
+
+
+def test_camera_diagnostics_say_what_was_found(tmp_path):
+    empty = sources.camera_diagnostics(str(tmp_path))
+    assert f"no {tmp_path}/video* devices" in empty and "picamera2" in empty and "--video FILE" in empty
+    (tmp_path / "video0").write_bytes(b"")
+    (tmp_path / "video1").write_bytes(b"")
+    found = sources.camera_diagnostics(str(tmp_path))
+    assert f"found {tmp_path}/video0, {tmp_path}/video1" in found
+
+
+def test_missing_camera_node_is_a_device_error():
+    with pytest.raises(DeviceError) as caught:
+        sources.open_camera(sources.parse_camera("/dev/video-edgenet-missing"))
+    assert caught.value.exit_code == 4 and "does not exist" in str(caught.value)
+
+
+def test_picamera2_missing_is_a_device_error_with_advice():
+    if sources.picamera2_status() == "importable":
+        pytest.skip("picamera2 is importable here: the missing-picamera2 message cannot be produced")
+    with pytest.raises(DeviceError) as caught:
+        sources.open_camera(sources.parse_camera("picamera2"))
+    assert "picamera2 is" in str(caught.value) and "Try:" in str(caught.value)
+
+
+def test_lost_camera_is_an_error_frame_then_reopened(clip):
+    FlakyCapture.opened = 0
+    camera = sources.CameraFrames(lambda: FlakyCapture(clip, 4), "camera:test", reconnect=2, backoff=0.001)
+    frames = list(islice(camera, 11))
+    assert [f.index for f in frames] == list(range(11))  # numbering goes on across reconnects
+    lost = [f.index for f in frames if f.error is not None]
+    assert lost == [4, 9]
+    assert all("camera lost" in frames[i].error and frames[i].image is None for i in lost)
+    assert all(f.image is not None for f in frames if f.error is None)
+    assert FlakyCapture.opened == 3 and camera.losses == 2
+
+
+def test_camera_that_stays_lost_raises_after_the_reconnect_attempts(clip):
+    opened = []
+
+    def opener():
+        opened.append(1)
+        if len(opened) > 1:
+            raise DeviceError("cannot open camera:test: unplugged")
+        return FlakyCapture(clip, 2)
+
+    camera = sources.CameraFrames(opener, "camera:test", reconnect=3, backoff=0.001)
+    seen = []
+    with pytest.raises(DeviceError, match="did not come back after 3"):
+        for frame in camera:
+            seen.append(frame)
+    assert [f.error is None for f in seen] == [True, True, False]
+    assert len(opened) == 1 + 3
+
+
+def test_camera_that_gives_no_first_frame_is_a_device_error(clip):
+    camera = sources.CameraFrames(lambda: FlakyCapture(clip, 0), "camera:test", reconnect=3, backoff=0.001)
+    with pytest.raises(DeviceError, match="gave no frame"):
+        list(camera)
+
+
+# -- pipeline --------------------------------------------------------------------------------------------
+
+def test_file_stream_classifies_every_frame_in_order(clip, classifier):
+    from edgenet.pipeline import classify_stream
+
+    results = [r.to_dict() for r in classify_stream(sources.video_frames(str(clip)), classifier, live=False)]
+    assert [r["frame"] for r in results] == list(range(FRAMES))
+    assert all(list(r["latency_ms"]) == LATENCY_KEYS and r["dropped"] == 0 and r["captured"] for r in results)
+    # the clip cycles through 4 different photos: the predictions follow them
+    assert len({r["top_k"][0]["index"] for r in results}) >= 3
+    assert [r["top_k"][0]["index"] for r in results[:4]] == [r["top_k"][0]["index"] for r in results[4:8]]
+
+
+def test_live_stream_takes_the_newest_frame_and_counts_the_drops(tmp_path, photos, classifier):
+    from edgenet.pipeline import classify_stream
+
+    frames = 30
+    long_clip = write_clip(tmp_path / "long.avi", photos, frames)
+    camera = sources.CameraFrames(lambda: FlakyCapture(long_clip, frames, pace=0.004), "camera:test",
+                                  reconnect=0)
+    records = []
+    with pytest.raises(DeviceError):  # the clip ends: a camera that is lost for good after --reconnect 0
+        for result in classify_stream(camera, classifier, live=True):
+            records.append(result.to_dict())
+            time.sleep(0.02)  # a consumer 5x slower than the camera: frames go stale
+    good = [r for r in records if "error" not in r]
+    assert "camera lost" in records[-1]["error"] and records[-1]["frame"] == frames
+    assert sum(1 for r in good if r["dropped"]) >= 2
+    assert len(good) + sum(r["dropped"] for r in good) == frames  # every frame delivered or counted
+    previous = -1
+    for record in good:
+        assert record["dropped"] == record["frame"] - previous - 1  # the gap is exactly the drops
+        previous = record["frame"]
+
+
+def test_stream_stops_after_the_frame_in_flight(clip, classifier):
+    from edgenet.pipeline import classify_stream
+
+    stop = []
+    seen = []
+    for result in classify_stream(sources.video_frames(str(clip)), classifier, live=False,
+                                  should_stop=lambda: bool(stop)):
+        seen.append(result.frame)
+        if len(seen) == 3:
+            stop.append(True)
+    assert seen == [0, 1, 2]
+
+
+def test_live_view_and_summary_render(clip, classifier):
+    from rich.console import Console
+
+    from edgenet.live import LiveView, StreamStats, summary
+    from edgenet.pipeline import classify_stream
+
+    stats = StreamStats()
+    for result in classify_stream(sources.video_frames(str(clip)), classifier, live=False):
+        stats.add(result.to_dict())
+    stats.add({"source": "camera:0", "frame": 99, "error": "camera lost: camera:0 gave no frame"})
+    console = Console(record=True, width=120, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(LiveView(stats, "edgenet: test"))
+    text = console.export_text()
+    for words in ("fps", "p50/p90/p99", "dropped", "camera lost", classifier.labels[stats.top_k[0]["index"]]):
+        assert words in text
+    line = summary(stats, classifier, "clip.avi")
+    assert f"{FRAMES + 1} frames, 1 errors, 0 dropped" in line and "fps" in line
+
+
+# -- command line ---------------------------------------------------------------------------------------
+
+def records(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_cli_video_gives_one_record_per_frame(cli, clip):
+    done = cli("classify", "--video", str(clip), "--model", "v2", "--format", "jsonl")
+    assert done.returncode == 0, done.stderr
+    found = records(done.stdout)
+    assert [r["frame"] for r in found] == list(range(FRAMES))
+    assert {r["source"] for r in found} == {str(clip)} and {r["model"] for r in found} == {"v2"}
+    assert all(list(r["latency_ms"]) == LATENCY_KEYS and "captured" in r for r in found)
+    assert f"{FRAMES} frames" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_max_frames_and_videos_as_plain_inputs(cli, clip, photos):
+    done = cli("classify", str(photos[0]), str(clip), "--max-frames", "5", "--model", "v1-0.25-128",
+               "--format", "jsonl", "--quiet")
+    assert done.returncode == 0, done.stderr
+    found = records(done.stdout)
+    expected = [(str(photos[0]), 0)] + [(str(clip), i) for i in range(4)]
+    assert [(r["source"], r["frame"]) for r in found] == expected
+    assert "captured" not in found[0] and "capture" not in found[0]["latency_ms"]  # images keep their schema
+    assert " frames, " not in done.stderr  # --quiet: no summary
+
+
+def test_cli_camera_path_with_a_file_as_the_device(cli, clip):
+    done = cli("classify", "--camera", str(clip), "--max-frames", "4", "--model", "v1-0.25-128",
+               "--format", "jsonl")
+    found = records(done.stdout)
+    # read as a camera, the clip runs ahead of the model: stale frames are dropped, and its end is a "lost
+    # camera" (an error record, exit 1) if the 4 records were not all taken before that
+    lost = [r for r in found if "error" in r]
+    assert done.returncode == (1 if lost else 0), done.stderr
+    assert all("camera lost" in r["error"] for r in lost)
+    assert len(found) == 4 and {r["source"] for r in found} == {f"camera:{clip}"}
+    frames = [r["frame"] for r in found]
+    assert frames == sorted(set(frames)) and all(r["dropped"] >= 0 for r in found if "error" not in r)
+
+
+def test_cli_camera_0_without_a_camera_exits_4(cli):
+    if Path("/dev/video0").exists():
+        pytest.skip("/dev/video0 exists on this machine: --camera 0 would open a real camera")
+    done = cli("classify", "--camera", "0", "--model", "v1-0.25-128", "--format", "jsonl")
+    assert done.returncode == 4
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.startswith("edgenet: error: cannot open camera:0: /dev/video0 does not exist")
+    assert "picamera2" in done.stderr and "Try:" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["--max-frames", "3"],  # stream options without a stream
+    ["--width", "640", "--video", "{clip}"],  # capture size without a camera
+    ["--camera", "0", "--video", "{clip}"],  # a camera and files at once
+    ["--camera", "picamera2:front"],
+])
+def test_cli_stream_usage_errors_exit_2(cli, clip, photos, args):
+    args = [a.replace("{clip}", str(clip)) for a in args]
+    done = cli("classify", str(photos[0]) if "--video" not in args and "--camera" not in args else "--quiet",
+               *args, "--model", "v1-0.25-128", "--format", "jsonl")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("edgenet: error: ") and done.stdout == ""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_cli_signal_stops_cleanly_with_130(clip, signum):
+    # --camera with a file never ends on its own: at the end of the clip the "camera" is lost and reopened
+    command = [sys.executable, "-m", "edgenet", "classify", "--camera", str(clip), "--reconnect", "1000",
+               "--model", "v1-0.25-128", "--format", "jsonl"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = [process.stdout.readline() for _ in range(3)]
+        assert all(line.endswith("\n") for line in first), process.stderr.read() if process.poll() else first
+        process.send_signal(signum)
+        rest, errors = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, errors
+    lines = first + rest.splitlines(keepends=True)
+    assert all(line.endswith("\n") for line in lines)
+    assert all(json.loads(line)["source"] == f"camera:{clip}" for line in lines)
+    assert "interrupted" in errors and "Traceback" not in errors
+
+
+def test_record_writer_keeps_order_and_hands_failures_back():
+    from edgenet.pipeline import RecordWriter
+
+    written = []
+    writer = RecordWriter(written.append, depth=2)
+    for number in range(50):
+        writer.put(number)
+    writer.close()
+    assert written == list(range(50))
+
+    def broken(_result):
+        raise BrokenPipeError("reader went away")
+
+    writer = RecordWriter(broken)
+    writer.put(1)
+    with pytest.raises(BrokenPipeError):
+        for number in range(1000):  # the failure surfaces at a later put, or at close
+            writer.put(number)
+        writer.close()
+
+
+def test_cli_stream_into_a_closed_pipe_ends_quietly(tmp_path, photos):
+    long_clip = write_clip(tmp_path / "long.avi", photos, 300)
+    command = [sys.executable, "-m", "edgenet", "classify", "--video", str(long_clip), "--model",
+               "v1-0.25-128", "--format", "jsonl", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.stdout.close()  # like `| head -1`
+    errors = process.stderr.read()
+    process.wait(timeout=30)
+    assert json.loads(first)["frame"] == 0
+    assert process.returncode == 0 and "Traceback" not in errors and "Exception" not in errors
