@@ -44,16 +44,20 @@ STAT_KEYS = ("mean", "std", "min", "p50", "p90", "p99", "max")
 E2E_STAGES = ("decode", "preprocess", "inference", "postprocess", "total")
 
 
-def default_threads() -> int:
-    """Usable cores, at most 4.
+def default_threads(pipeline: bool = False) -> int:
+    """Inference threads when none are asked for: the usable cores, at most 4; in a pipeline (classify,
+    eval, streams) one core fewer, because decoding and capture run beside inference in their own thread.
 
-    Measured with ai-edge-litert 2.3.0 on a 2-core x86-64 box (invoke p50, same run): v2 1 thread 2.04 ms,
-    2 threads 1.11 ms, 4 threads 1.26 ms; v1-0.25-128 0.29 / 0.17 / 0.18 ms. More threads than cores loses.
+    Measured with ai-edge-litert 2.3.0 on a 2-core x86-64 box, same run: invoke alone (bench), v2 p50 1 thread
+    2.04 ms, 2 threads 1.11 ms, 4 threads 1.26 ms (more threads than cores loses); `classify` over the shared
+    photos (scripts/compare_loop.py), v2: 1 thread 4.02 ms per image, 2 threads 5.18 ms.
     """
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
+    if pipeline:
+        cores -= 1
     return max(1, min(MAX_DEFAULT_THREADS, cores))
 
 
@@ -94,8 +98,9 @@ def parse_threads(text: str | None) -> list[int] | None:
     for part in text.split(","):
         part = part.strip()
         if not part.isdigit() or int(part) < 1:
-            raise UsageError(f"--threads takes positive whole numbers separated by commas (e.g. 1,2,4), "
-                             f"not {text!r}")
+            raise UsageError(
+                f"--threads takes positive whole numbers separated by commas (e.g. 1,2,4), not {text!r}"
+            )
         if int(part) not in counts:
             counts.append(int(part))
     return counts
@@ -104,8 +109,11 @@ def parse_threads(text: str | None) -> list[int] | None:
 def share_of_total(stage_stats: dict, total_key: str = "total") -> dict:
     """Each stage's mean as a fraction of the total's mean (0..1)."""
     total = stage_stats[total_key]["mean"]
-    return {name: (stats["mean"] / total if total else math.nan) for name, stats in stage_stats.items()
-            if name != total_key}
+    return {
+        name: (stats["mean"] / total if total else math.nan)
+        for name, stats in stage_stats.items()
+        if name != total_key
+    }
 
 
 def fps_from_mean(mean_ms: float) -> float:
@@ -113,6 +121,7 @@ def fps_from_mean(mean_ms: float) -> float:
 
 
 # -- the record -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BenchResult:
@@ -171,12 +180,46 @@ def _round(value, digits: int = 4):
 
 
 CSV_FIELDS = [
-    "model", "file", "backend", "backend_version", "delegate", "threads", "mode", "runs", "warmup_runs",
-    "init_ms", "first_ms", "warmup_ms", "mean_ms", "std_ms", "min_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms",
-    "fps", "peak_rss_mb", "seconds", "input",
-    "decode_p50_ms", "preprocess_p50_ms", "inference_p50_ms", "postprocess_p50_ms",
-    "machine", "cpu_model", "board", "cpu_count", "cores_usable", "python", "governor",
-    "soc_temp_c_before", "soc_temp_c_after", "throttled", "edgetpu_temp_c", "loadavg_1m", "time",
+    "model",
+    "file",
+    "backend",
+    "backend_version",
+    "delegate",
+    "threads",
+    "mode",
+    "runs",
+    "warmup_runs",
+    "init_ms",
+    "first_ms",
+    "warmup_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "fps",
+    "peak_rss_mb",
+    "seconds",
+    "input",
+    "decode_p50_ms",
+    "preprocess_p50_ms",
+    "inference_p50_ms",
+    "postprocess_p50_ms",
+    "machine",
+    "cpu_model",
+    "board",
+    "cpu_count",
+    "cores_usable",
+    "python",
+    "governor",
+    "soc_temp_c_before",
+    "soc_temp_c_after",
+    "throttled",
+    "edgetpu_temp_c",
+    "loadavg_1m",
+    "time",
 ]
 
 
@@ -188,8 +231,19 @@ def csv_row(record: dict) -> dict:
     for stage in ("decode", "preprocess", "inference", "postprocess"):
         row[f"{stage}_p50_ms"] = ((record.get("stages") or {}).get(stage) or {}).get("p50", "")
     host = record.get("host") or {}
-    for key in ("machine", "cpu_model", "board", "cpu_count", "cores_usable", "python", "governor",
-                "soc_temp_c_before", "soc_temp_c_after", "edgetpu_temp_c", "loadavg_1m"):
+    for key in (
+        "machine",
+        "cpu_model",
+        "board",
+        "cpu_count",
+        "cores_usable",
+        "python",
+        "governor",
+        "soc_temp_c_before",
+        "soc_temp_c_after",
+        "edgetpu_temp_c",
+        "loadavg_1m",
+    ):
         row[key] = host.get(key)
     throttled = host.get("throttled")
     row["throttled"] = throttled.get("raw") if isinstance(throttled, dict) else throttled
@@ -356,6 +410,7 @@ def peak_rss_mb() -> float | None:
 
 # -- timing loops -----------------------------------------------------------------------------------
 
+
 @dataclass
 class Timings:
     first_ms: float
@@ -365,8 +420,9 @@ class Timings:
     stages: dict | None = None  # e2e: stage -> list of ms
 
 
-def steady_state(step: Callable[[], float], *, runs: int, min_seconds: float, max_seconds: float = MAX_SECONDS
-                 ) -> tuple[list[float], float]:
+def steady_state(
+    step: Callable[[], float], *, runs: int, min_seconds: float, max_seconds: float = MAX_SECONDS
+) -> tuple[list[float], float]:
     """Call `step` (which returns its own timed ms) until `runs` calls AND `min_seconds`, or `max_seconds`."""
     clock = time.perf_counter_ns
     started = clock()
@@ -394,8 +450,9 @@ def random_input(spec):
     return rng.uniform(lo, hi, size=shape).astype(np.float32)
 
 
-def time_invoke(engine, *, runs: int, min_seconds: float, warmup: int, max_seconds: float = MAX_SECONDS
-                ) -> Timings:
+def time_invoke(
+    engine, *, runs: int, min_seconds: float, warmup: int, max_seconds: float = MAX_SECONDS
+) -> Timings:
     """Invoke-only timings: set the input once, then perf_counter_ns around engine.invoke() alone."""
     engine.set_input(random_input(engine.input))
     invoke = engine.invoke
@@ -416,8 +473,15 @@ def time_invoke(engine, *, runs: int, min_seconds: float, warmup: int, max_secon
     return Timings(first_ms=warm[0], warmup_ms=warm, samples_ms=samples, seconds=seconds)
 
 
-def time_e2e(classifier, paths: Sequence[str], *, runs: int, min_seconds: float, warmup: int,
-             max_seconds: float = MAX_SECONDS) -> Timings:
+def time_e2e(
+    classifier,
+    paths: Sequence[str],
+    *,
+    runs: int,
+    min_seconds: float,
+    warmup: int,
+    max_seconds: float = MAX_SECONDS,
+) -> Timings:
     """Per frame, sequentially: decode, preprocess, invoke, postprocess over the photos, cycling."""
     from edgenet.sources import image_frames
 
@@ -460,17 +524,28 @@ def stage_summary(stages: dict[str, list[float]]) -> dict:
 
 # -- one configuration ------------------------------------------------------------------------------
 
+
 def utc_now() -> str:
     from edgenet.pipeline import utc_timestamp
 
     return utc_timestamp()
 
 
-def bench_one(model: str, *, threads: int, delegate: str = "auto", device: str = "",
-              delegate_lib: str | None = None, mode: str = "invoke", images: Sequence[str] = (),
-              runs: int = DEFAULT_RUNS, min_seconds: float = DEFAULT_MIN_SECONDS,
-              warmup: int = DEFAULT_WARMUP, host: dict | None = None,
-              on_warning: Callable[[str], None] | None = None) -> BenchResult:
+def bench_one(
+    model: str,
+    *,
+    threads: int,
+    delegate: str = "auto",
+    device: str = "",
+    delegate_lib: str | None = None,
+    mode: str = "invoke",
+    images: Sequence[str] = (),
+    runs: int = DEFAULT_RUNS,
+    min_seconds: float = DEFAULT_MIN_SECONDS,
+    warmup: int = DEFAULT_WARMUP,
+    host: dict | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> BenchResult:
     """Open `model` once with `threads` and `delegate`, time it, and describe the run."""
     from edgenet.pipeline import open_model
 
@@ -496,14 +571,17 @@ def bench_one(model: str, *, threads: int, delegate: str = "auto", device: str =
     after = conditions()
     stats = latency_stats(timings.samples_ms)
     record_host = dict(host or host_info())
-    record_host.update({
-        "soc_temp_c_before": before["soc_temp_c"],
-        "soc_temp_c_after": after["soc_temp_c"],
-        "throttled": after["throttled"],
-        "edgetpu_temp_c": after["edgetpu_temp_c"] if after["edgetpu_temp_c"] is not None
-        else before["edgetpu_temp_c"],
-        "loadavg_1m": before["loadavg_1m"],
-    })
+    record_host.update(
+        {
+            "soc_temp_c_before": before["soc_temp_c"],
+            "soc_temp_c_after": after["soc_temp_c"],
+            "throttled": after["throttled"],
+            "edgetpu_temp_c": after["edgetpu_temp_c"]
+            if after["edgetpu_temp_c"] is not None
+            else before["edgetpu_temp_c"],
+            "loadavg_1m": before["loadavg_1m"],
+        }
+    )
     return BenchResult(
         model=opened.resolved.name,
         file=Path(engine.model_path).name,
@@ -529,6 +607,7 @@ def bench_one(model: str, *, threads: int, delegate: str = "auto", device: str =
 
 
 # -- which models -----------------------------------------------------------------------------------
+
 
 def local_models() -> list[str]:
     """Every zoo entry available without the network: in the cache, or in a mirror that is a folder."""
@@ -564,6 +643,7 @@ def default_images() -> list[str]:
 
 # -- published figures ------------------------------------------------------------------------------
 
+
 def published_data() -> dict:
     from importlib import resources
 
@@ -588,6 +668,7 @@ def published_label(figure: dict) -> str:
 
 
 # -- writers ----------------------------------------------------------------------------------------
+
 
 class RecordWriter:
     """json (one array at the end), jsonl (a line per record, flushed) or csv (header, a row per record)."""
@@ -633,8 +714,10 @@ def format_for_output(fmt: str, output: str | None) -> str:
     extension = Path(output).suffix.lower().lstrip(".")
     if extension in ("json", "jsonl", "csv"):
         return extension
-    raise UsageError(f"--output {output}: with --format table, name the file .csv, .json or .jsonl "
-                     "(or give --format csv|json|jsonl)")
+    raise UsageError(
+        f"--output {output}: with --format table, name the file .csv, .json or .jsonl "
+        "(or give --format csv|json|jsonl)"
+    )
 
 
 def render_table(records: Sequence[dict], stream=None) -> None:
@@ -646,12 +729,30 @@ def render_table(records: Sequence[dict], stream=None) -> None:
     console = Console(file=stream, highlight=False, markup=False, width=None if stream.isatty() else 200)
     data = published_data()
     e2e = any(record["mode"] == "e2e" for record in records)
-    table = Table(title="edgenet bench (" + ("per frame: decode+preprocess+invoke+postprocess" if e2e
-                                             else "invoke only") + ", ms)")
-    for column in ("model", "delegate", "thr", "init", "first", "p50", "p90", "p99", "mean±std", "fps",
-                   "RSS MB", "published (source)"):
-        table.add_column(column, justify="right" if column not in ("model", "delegate", "published (source)")
-                         else "left", overflow="fold")
+    table = Table(
+        title="edgenet bench ("
+        + ("per frame: decode+preprocess+invoke+postprocess" if e2e else "invoke only")
+        + ", ms)"
+    )
+    for column in (
+        "model",
+        "delegate",
+        "thr",
+        "init",
+        "first",
+        "p50",
+        "p90",
+        "p99",
+        "mean±std",
+        "fps",
+        "RSS MB",
+        "published (source)",
+    ):
+        table.add_column(
+            column,
+            justify="right" if column not in ("model", "delegate", "published (source)") else "left",
+            overflow="fold",
+        )
 
     def ms(value) -> str:
         return "-" if value is None else (f"{value:.3f}" if value < 1 else f"{value:.2f}")
@@ -660,23 +761,35 @@ def render_table(records: Sequence[dict], stream=None) -> None:
         latency = record["latency_ms"]
         figures = published_for(record["model"], data)
         table.add_row(
-            record["model"], record["delegate"], str(record["threads"]), ms(record["init_ms"]),
-            ms(record["first_ms"]), ms(latency["p50"]), ms(latency["p90"]), ms(latency["p99"]),
-            f"{ms(latency['mean'])}±{ms(latency['std'])}", f"{record['fps']:.1f}" if record["fps"] else "-",
+            record["model"],
+            record["delegate"],
+            str(record["threads"]),
+            ms(record["init_ms"]),
+            ms(record["first_ms"]),
+            ms(latency["p50"]),
+            ms(latency["p90"]),
+            ms(latency["p99"]),
+            f"{ms(latency['mean'])}±{ms(latency['std'])}",
+            f"{record['fps']:.1f}" if record["fps"] else "-",
             f"{record['peak_rss_mb']:.0f}" if record["peak_rss_mb"] is not None else "-",
             "; ".join(published_label(f) for f in figures) or "-",
         )
     console.print(table)
     for record in records:
         if record.get("stages"):
-            parts = [f"{stage} {values['p50']:.2f} ms ({values['share'] * 100:.0f}%)"
-                     for stage, values in record["stages"].items() if stage != "total"]
-            console.print(f"{record['model']} t{record['threads']} stages p50 (share of mean): "
-                          + ", ".join(parts))
+            parts = [
+                f"{stage} {values['p50']:.2f} ms ({values['share'] * 100:.0f}%)"
+                for stage, values in record["stages"].items()
+                if stage != "total"
+            ]
+            console.print(
+                f"{record['model']} t{record['threads']} stages p50 (share of mean): " + ", ".join(parts)
+            )
     if records:
         host = records[0]["host"]
-        temps = [str(host[key]) for key in ("soc_temp_c_before", "soc_temp_c_after")
-                 if host.get(key) is not None]
+        temps = [
+            str(host[key]) for key in ("soc_temp_c_before", "soc_temp_c_after") if host.get(key) is not None
+        ]
         throttled = host.get("throttled")
         console.print(
             f"host: {host.get('board') or host.get('machine')}, {host.get('cpu_model')}, "
@@ -687,8 +800,9 @@ def render_table(records: Sequence[dict], stream=None) -> None:
             + (f", Edge TPU {host['edgetpu_temp_c']} C" if host.get("edgetpu_temp_c") is not None else "")
             + f", load {host.get('loadavg_1m')}; {records[0]['backend']} {records[0]['backend_version']}"
         )
-        used = sorted({figure["source"] for record in records
-                       for figure in published_for(record["model"], data)})
+        used = sorted(
+            {figure["source"] for record in records for figure in published_for(record["model"], data)}
+        )
         for key in used:
             source = data["sources"][key]
             console.print(f"[{key}] {source['title']}: {source['url']} ({source['method']})")
@@ -699,11 +813,13 @@ def fastest_threads(records: Iterable[dict]) -> dict[tuple[str, str, str], tuple
     groups: dict[tuple[str, str, str], list[tuple[float, int]]] = {}
     for record in records:
         groups.setdefault((record["model"], record["delegate"], record["mode"]), []).append(
-            (record["latency_ms"]["p50"], record["threads"]))
+            (record["latency_ms"]["p50"], record["threads"])
+        )
     return {key: (min(values)[1], min(values)[0]) for key, values in groups.items() if len(values) > 1}
 
 
 # -- regression gate ------------------------------------------------------------------------------
+
 
 def read_reference(path: str) -> list[dict]:
     """Rows of a CSV written earlier by `edgenet bench --format csv`."""
@@ -711,14 +827,17 @@ def read_reference(path: str) -> list[dict]:
         with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     except FileNotFoundError:
-        raise UsageError(f"--compare {path}: no such file; write one first with edgenet bench --format csv "
-                         f"--output {path}") from None
+        raise UsageError(
+            f"--compare {path}: no such file; write one first with edgenet bench --format csv --output {path}"
+        ) from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UsageError(f"--compare {path}: cannot read it as CSV ({exc})") from None
     needed = {"model", "delegate", "threads", "p50_ms"}
     if not rows or not needed <= set(rows[0]):
-        raise UsageError(f"--compare {path}: not a bench CSV (needs the columns "
-                         f"{', '.join(sorted(needed))}); write one with edgenet bench --format csv")
+        raise UsageError(
+            f"--compare {path}: not a bench CSV (needs the columns "
+            f"{', '.join(sorted(needed))}); write one with edgenet bench --format csv"
+        )
     return rows
 
 
@@ -726,8 +845,9 @@ def _key(row: dict) -> tuple[str, str, int, str]:
     return (str(row["model"]), str(row["delegate"]), int(row["threads"]), str(row.get("mode") or "invoke"))
 
 
-def compare(records: Sequence[dict], reference: Sequence[dict], tolerance: float
-            ) -> tuple[list[dict], list[dict]]:
+def compare(
+    records: Sequence[dict], reference: Sequence[dict], tolerance: float
+) -> tuple[list[dict], list[dict]]:
     """(compared rows, regressions): a row regresses when its p50 > reference p50 x (1 + tolerance)."""
     by_key = {}
     for row in reference:
@@ -742,9 +862,15 @@ def compare(records: Sequence[dict], reference: Sequence[dict], tolerance: float
             continue
         reference_p50 = by_key[key]
         p50 = record["latency_ms"]["p50"]
-        row = {"model": key[0], "delegate": key[1], "threads": key[2], "mode": key[3],
-               "reference_p50_ms": reference_p50, "p50_ms": p50,
-               "ratio": round(p50 / reference_p50, 3) if reference_p50 > 0 else math.inf}
+        row = {
+            "model": key[0],
+            "delegate": key[1],
+            "threads": key[2],
+            "mode": key[3],
+            "reference_p50_ms": reference_p50,
+            "p50_ms": p50,
+            "ratio": round(p50 / reference_p50, 3) if reference_p50 > 0 else math.inf,
+        }
         compared.append(row)
         if p50 > reference_p50 * (1.0 + tolerance):
             regressed.append(row)

@@ -40,8 +40,9 @@ def top_k(scores: np.ndarray, k: int = 5, threshold: float = 0.0) -> list[tuple[
     return [(int(i), float(scores[i])) for i in order if scores[i] >= threshold]
 
 
-def predictions(raw: np.ndarray, spec: OutputSpec, labels: list[str] | None, k: int = 5,
-                threshold: float = 0.0) -> list[Prediction]:
+def predictions(
+    raw: np.ndarray, spec: OutputSpec, labels: list[str] | None, k: int = 5, threshold: float = 0.0
+) -> list[Prediction]:
     ranked = top_k(scores_from_output(raw, spec), k, threshold)
     return [
         Prediction(index=i, label=labels[i] if labels and i < len(labels) else str(i), score=round(s, 5))

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import sys
-from typing import Optional
 
 import typer
 
@@ -70,7 +69,7 @@ def handles_errors(command):
     return wrapper
 
 
-def _parse_range(text: Optional[str]) -> Optional[tuple[float, float]]:
+def _parse_range(text: str | None) -> tuple[float, float] | None:
     if text is None:
         return None
     try:
@@ -93,18 +92,20 @@ DelegateLibOption = typer.Option(None, "--delegate-lib", help="Load this TFLite 
 @handles_errors
 def classify(
     inputs: list[str] = typer.Argument(None, help="Image files, folders (recursive) or globs."),
-    model: Optional[str] = ModelOption,
-    labels: Optional[str] = typer.Option(None, "--labels", help="Label file for a .tflite given by path."),
-    threads: Optional[int] = ThreadsOption,
+    model: str | None = ModelOption,
+    labels: str | None = typer.Option(None, "--labels", help="Label file for a .tflite given by path."),
+    threads: int | None = ThreadsOption,
     delegate: str = DelegateOption,
     device: str = DeviceOption,
-    delegate_lib: Optional[str] = DelegateLibOption,
+    delegate_lib: str | None = DelegateLibOption,
     resize: str = typer.Option("crop", "--resize", help="crop (shorter side + centre crop) | stretch."),
-    input_range: Optional[str] = typer.Option(None, "--input-range", help="Override a float input's range: LO,HI."),
+    input_range: str | None = typer.Option(
+        None, "--input-range", help="Override a float input's range: LO,HI."
+    ),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many classes per image."),
     threshold: float = typer.Option(0.0, "--threshold", min=0.0, max=1.0, help="Drop classes scoring below."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | jsonl | csv."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="Append records to this file."),
+    output: str | None = typer.Option(None, "--output", "-o", help="Append records to this file."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
     camera: str | None = typer.Option(None, "--camera", help="Live camera: 0, /dev/videoN, picamera2[:N]."),
     video: list[str] | None = typer.Option(None, "--video", help="Video file: every frame, in order."),
@@ -115,6 +116,36 @@ def classify(
     duration: float | None = typer.Option(None, "--duration", min=0.0, help="Stop after S seconds."),
     every: int = typer.Option(1, "--every", min=1, help="Classify every Nth frame of a video or camera."),
     reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reopen a lost camera up to N times."),
+    state: str | None = typer.Option(
+        None,
+        "--state",
+        help="Incremental runs: only images not in this "
+        "state file (path, size, mtime); locked against overlapping runs.",
+    ),
+    wait: bool = typer.Option(
+        False, "--wait", help="Wait for a running edgenet to finish instead of exiting."
+    ),
+    prom_textfile: str | None = typer.Option(
+        None,
+        "--prom-textfile",
+        help="Write Prometheus metrics here (node_exporter textfile collector), atomically.",
+    ),
+    prom_every: float = typer.Option(15.0, "--prom-every", min=0.0, help="Rewrite the textfile every S s."),
+    mqtt: str | None = typer.Option(
+        None, "--mqtt", help="Publish records to this MQTT broker HOST[:PORT]."
+    ),
+    mqtt_topic: str | None = typer.Option(None, "--mqtt-topic", help="Base topic (edgenet/<hostname>)."),
+    mqtt_user: str | None = typer.Option(None, "--mqtt-user", help="MQTT username."),
+    mqtt_password: str | None = typer.Option(
+        None,
+        "--mqtt-password",
+        envvar="EDGENET_MQTT_PASSWORD",
+        help="MQTT password (or EDGENET_MQTT_PASSWORD).",
+    ),
+    mqtt_tls: bool = typer.Option(False, "--mqtt-tls", help="Connect with TLS (system CA certificates)."),
+    mqtt_ca: str | None = typer.Option(None, "--mqtt-ca", help="CA certificate file for TLS."),
+    mqtt_every: int = typer.Option(1, "--mqtt-every", min=1, help="Publish every Nth record."),
+    mqtt_on_change: bool = typer.Option(False, "--mqtt-on-change", help="Publish when the top-1 changes."),
 ):
     """Classify images, video files or a live camera; one record per image or frame.
 
@@ -124,68 +155,221 @@ def classify(
 
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    stream = StreamOptions(camera=camera, videos=list(video or []), width=width, height=height, fps=fps,
-                           max_frames=max_frames, duration=duration, every=every, reconnect=reconnect)
+    stream = StreamOptions(
+        camera=camera,
+        videos=list(video or []),
+        width=width,
+        height=height,
+        fps=fps,
+        max_frames=max_frames,
+        duration=duration,
+        every=every,
+        reconnect=reconnect,
+    )
     if not inputs and not stream.camera and not stream.videos:
         raise UsageError("give images, folders or globs to classify (e.g. edgenet classify photos/)")
-    threads = threads or default_threads()
-    exit_code = run_classify(inputs or [], model=model, labels=labels, threads=threads, delegate=delegate,
-                             device=device, delegate_lib=delegate_lib, resize=resize,
-                             input_range=_parse_range(input_range), top_k=top_k, threshold=threshold,
-                             fmt=fmt, output=output, quiet=quiet, stream=stream)
+    reporting = Reporting(
+        state=state,
+        wait=wait,
+        prom_textfile=prom_textfile,
+        prom_every=prom_every,
+        mqtt=mqtt,
+        mqtt_topic=mqtt_topic,
+        mqtt_user=mqtt_user,
+        mqtt_password=mqtt_password,
+        mqtt_tls=mqtt_tls,
+        mqtt_ca=mqtt_ca,
+        mqtt_every=mqtt_every,
+        mqtt_on_change=mqtt_on_change,
+    )
+    exit_code = run_classify(
+        inputs or [],
+        model=model,
+        labels=labels,
+        threads=threads,
+        delegate=delegate,
+        device=device,
+        delegate_lib=delegate_lib,
+        resize=resize,
+        input_range=_parse_range(input_range),
+        top_k=top_k,
+        threshold=threshold,
+        fmt=fmt,
+        output=output,
+        quiet=quiet,
+        stream=stream,
+        reporting=reporting,
+    )
     raise typer.Exit(exit_code)
 
 
+@dataclasses.dataclass
+class Reporting:
+    """Unattended-run options: incremental state and lock, Prometheus textfile, MQTT."""
+
+    state: str | None = None
+    wait: bool = False
+    prom_textfile: str | None = None
+    prom_every: float = 15.0
+    mqtt: str | None = None
+    mqtt_topic: str | None = None
+    mqtt_user: str | None = None
+    mqtt_password: str | None = None
+    mqtt_tls: bool = False
+    mqtt_ca: str | None = None
+    mqtt_every: int = 1
+    mqtt_on_change: bool = False
+
+    def wrap(self, sink, classifier):
+        """The data sink plus the reporters asked for (they are opened once the model is known)."""
+        from edgenet.sinks import FanOut
+
+        if not self.prom_textfile and not self.mqtt:
+            return sink
+        prom = mqtt = None
+        labels = {"model": classifier.model_name, "delegate": classifier.engine.delegate}
+        if self.prom_textfile:
+            from edgenet.metrics import PromTextfile
+
+            prom = PromTextfile(self.prom_textfile, every_s=self.prom_every, **labels)
+        if self.mqtt:
+            from edgenet.mqtt import MqttPublisher
+
+            mqtt = MqttPublisher(
+                self.mqtt,
+                topic=self.mqtt_topic,
+                username=self.mqtt_user,
+                password=self.mqtt_password,
+                tls=self.mqtt_tls,
+                ca_file=self.mqtt_ca,
+                every=self.mqtt_every,
+                on_change=self.mqtt_on_change,
+            )
+        return FanOut(sink, prom=prom, mqtt=mqtt)
+
+
+class StopSignals:
+    """SIGINT/SIGTERM ask the run to stop between frames: the frame in flight finishes and is written.
+    A second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.received: list[str] = []
+        self._previous: dict = {}
+
+    def _handle(self, signum, _frame):
+        if self.received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received.append(signal.Signals(signum).name)
+
+    def __bool__(self) -> bool:
+        return bool(self.received)
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def default_threads() -> int:
+    """For classify and eval: decoding takes a core beside inference (see edgenet.bench.default_threads)."""
     from edgenet.bench import default_threads as measured_default
 
-    return measured_default()
+    return measured_default(pipeline=True)
 
 
-def run_classify(inputs, *, fmt, output, quiet, stream: StreamOptions | None = None,
-                 **model_options) -> int:
+def run_classify(
+    inputs,
+    *,
+    fmt,
+    output,
+    quiet,
+    stream: StreamOptions | None = None,
+    reporting: Reporting | None = None,
+    **model_options,
+) -> int:
+    reporting = reporting or Reporting()
+    if model_options.get("threads") is None:
+        model_options["threads"] = default_threads()
+    if stream is not None and stream.wanted(inputs):
+        if reporting.state:
+            raise UsageError("--state keeps track of image files; streams have no state to keep")
+        return run_stream(
+            inputs, stream, fmt=fmt, output=output, quiet=quiet, reporting=reporting, **model_options
+        )
+    if stream is not None:
+        stream.check_images_only()
+    if not reporting.state:
+        return _classify_images(
+            inputs, None, fmt=fmt, output=output, quiet=quiet, reporting=reporting, **model_options
+        )
+    from edgenet.state import AlreadyRunning, RunLock, SeenState
+
+    try:
+        with RunLock(reporting.state + ".lock", wait=reporting.wait):
+            seen = SeenState(reporting.state)
+            try:
+                return _classify_images(
+                    inputs, seen, fmt=fmt, output=output, quiet=quiet, reporting=reporting, **model_options
+                )
+            finally:
+                seen.close()
+    except AlreadyRunning as busy:
+        say(f"edgenet: {busy}; this run does nothing (use --wait to queue behind it)")
+        return 0
+
+
+def _classify_images(inputs, seen, *, fmt, output, quiet, reporting: Reporting, **model_options) -> int:
     from edgenet.pipeline import classify_frames, open_model
     from edgenet.sinks import open_sink
     from edgenet.sources import expand_inputs, image_frames
 
-    if stream is not None and stream.wanted(inputs):
-        return run_stream(inputs, stream, fmt=fmt, output=output, quiet=quiet, **model_options)
-    if stream is not None:
-        stream.check_images_only()
-    opened = open_model(model_options.pop("model"), labels_file=model_options.pop("labels"), **model_options)
-    for message in opened.warnings:
-        warn(message)
     paths = expand_inputs(inputs)
     if not paths:
         raise UsageError("no images found in the given folders (looked for .jpg .jpeg .png .bmp .webp .tif)")
-    sink = open_sink(fmt, output)
+    if seen is not None:
+        found = len(paths)
+        paths = [path for path in paths if seen.is_new(path)]
+        if not paths:
+            if not quiet:
+                say(f"nothing new: all {found} images already have records (state {reporting.state})")
+            return 0
+    opened = open_model(model_options.pop("model"), labels_file=model_options.pop("labels"), **model_options)
+    for message in opened.warnings:
+        warn(message)
+    sink = reporting.wrap(open_sink(fmt, output), opened.classifier)
     stats = RunStats()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    interrupted = False
     progress = _progress(len(paths), quiet)
-    try:
-        for result in classify_frames(image_frames(paths), opened.classifier):
-            record = result.to_dict()
-            sink.write(record)
-            stats.add(record)
+    with StopSignals() as stop:
+        try:
+            for result in classify_frames(image_frames(paths), opened.classifier):
+                record = result.to_dict()
+                sink.write(record)  # written and flushed ...
+                if seen is not None:
+                    seen.mark_done(result.source)  # ... before the state says so
+                stats.add(record)
+                if progress:
+                    progress.advance()
+                if stop:
+                    break
+        except KeyboardInterrupt:
+            stop.received.append("SIGINT")
+        finally:
             if progress:
-                progress.advance()
-    except (KeyboardInterrupt, Interrupted):
-        interrupted = True
-    finally:
-        if progress:
-            progress.stop()
-        sink.close()
-        signal.signal(signal.SIGTERM, previous)
+                progress.stop()
+            sink.close()
     if not quiet:
         say(stats.summary(opened.classifier, "images"))
-    if interrupted:
-        say("interrupted: the records above are complete and flushed", "yellow")
+    if stop:
+        say(f"interrupted ({stop.received[0]}): the records above are complete and flushed", "yellow")
         return EXIT_INTERRUPTED
     return 1 if stats.errors else 0
 
 
 # -- streams: video files and cameras ------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class StreamOptions:
@@ -208,13 +392,16 @@ class StreamOptions:
 
     def check_images_only(self) -> None:
         if self.max_frames or self.duration or self.every != 1 or self.width or self.height or self.fps:
-            raise UsageError("--max-frames, --duration, --every, --width, --height and --fps apply to "
-                             "--camera and --video (or video files given as inputs)")
+            raise UsageError(
+                "--max-frames, --duration, --every, --width, --height and --fps apply to "
+                "--camera and --video (or video files given as inputs)"
+            )
 
     def check_files(self) -> None:
         if self.width or self.height or self.fps:
-            raise UsageError("--width, --height and --fps set a camera's capture mode; use them with "
-                             "--camera")
+            raise UsageError(
+                "--width, --height and --fps set a camera's capture mode; use them with --camera"
+            )
 
 
 def _file_frames(paths, every: int):
@@ -230,7 +417,9 @@ def _file_frames(paths, every: int):
             image_index += 1
 
 
-def run_stream(inputs, stream: StreamOptions, *, fmt, output, quiet, **model_options) -> int:
+def run_stream(
+    inputs, stream: StreamOptions, *, fmt, output, quiet, reporting: Reporting | None = None, **model_options
+) -> int:
     """Classify a live camera (newest frame each time) or video files (every frame, in order)."""
     import time
 
@@ -244,13 +433,23 @@ def run_stream(inputs, stream: StreamOptions, *, fmt, output, quiet, **model_opt
         if inputs or stream.videos:
             raise UsageError("--camera classifies one live camera; run images and videos separately")
         spec = sources.parse_camera(stream.camera)
+        from edgenet.state import AlreadyRunning, camera_lock
+
+        lock = camera_lock(spec, wait=reporting.wait if reporting else False)
+        try:
+            if lock is not None:
+                lock.__enter__()  # released when this process ends, however it ends
+        except AlreadyRunning as busy:
+            say(f"edgenet: {busy}: another edgenet is using this camera; this run does nothing")
+            return 0
 
         def opener():
             return sources.open_camera(spec, stream.width, stream.height, stream.fps)
 
         first_capture = opener()  # a camera that cannot be opened stops here: exit 4, before the model loads
-        frames = sources.CameraFrames(opener, spec.name, reconnect=stream.reconnect, every=stream.every,
-                                      first_capture=first_capture)
+        frames = sources.CameraFrames(
+            opener, spec.name, reconnect=stream.reconnect, every=stream.every, first_capture=first_capture
+        )
         live, title = True, spec.name
     else:
         stream.check_files()
@@ -258,8 +457,9 @@ def run_stream(inputs, stream: StreamOptions, *, fmt, output, quiet, **model_opt
         frames = _file_frames(paths, stream.every)
         live, title = False, paths[0] if len(paths) == 1 else f"{len(paths)} files"
     try:
-        opened = open_model(model_options.pop("model"), labels_file=model_options.pop("labels"),
-                            **model_options)
+        opened = open_model(
+            model_options.pop("model"), labels_file=model_options.pop("labels"), **model_options
+        )
     except BaseException:
         if first_capture is not None:
             first_capture.release()
@@ -267,23 +467,21 @@ def run_stream(inputs, stream: StreamOptions, *, fmt, output, quiet, **model_opt
     for message in opened.warnings:
         warn(message)
     if fmt == "table" and not quiet and not sys.stderr.isatty():
-        warn("streams print a summary only with --format table; use --format jsonl or csv for "
-             "per-frame records")
+        warn(
+            "streams print a summary only with --format table; use --format jsonl or csv for "
+            "per-frame records"
+        )
     sink = None if fmt == "table" else open_sink(fmt, output)
+    if reporting is not None and (reporting.prom_textfile or reporting.mqtt):
+        sink = reporting.wrap(sink or _NullSink(), opened.classifier)
     stats = StreamStats()
-    stopping: list[str] = []
-
-    def request_stop(signum, _frame):
-        if stopping and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
-        stopping.append(signal.Signals(signum).name)
-
+    stop = StopSignals().__enter__()
+    stopping = stop.received
     deadline = time.monotonic() + stream.duration if stream.duration else None
 
     def should_stop() -> bool:
         return bool(stopping) or (deadline is not None and time.monotonic() >= deadline)
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     view = LiveView(stats, f"edgenet: {title}") if not quiet and sys.stderr.isatty() else None
 
     def deliver(inferred) -> None:  # in the writer thread: the main thread only infers
@@ -317,8 +515,7 @@ def run_stream(inputs, stream: StreamOptions, *, fmt, output, quiet, **model_opt
                 view.stop()
             if sink:
                 sink.close()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            stop.__exit__()
     if not quiet:
         say(summary(stats, opened.classifier, title))
     if failure is not None:
@@ -329,13 +526,30 @@ def run_stream(inputs, stream: StreamOptions, *, fmt, output, quiet, **model_opt
     return 1 if stats.errors else 0
 
 
+class _NullSink:
+    """Streams with --format table write no records, but the reporters still want them."""
+
+    stream = sys.stderr
+
+    def write(self, record: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class _Progress:
     def __init__(self, total: int):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._progress = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(),
-                                  TimeRemainingColumn(), transient=True,
-                                  console=__import__("rich.console").console.Console(stderr=True))
+        self._progress = Progress(
+            TextColumn("classifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            console=__import__("rich.console").console.Console(stderr=True),
+        )
         self._task = self._progress.add_task("classify", total=total)
         self._progress.start()
 
@@ -381,28 +595,34 @@ class RunStats:
         engine = classifier.engine
         parts = [f"{self.count} {noun}", f"{self.errors} errors"]
         if self.inference:
-            parts.append(f"inference p50 {percentile(self.inference, 50):.2f} ms p90 "
-                         f"{percentile(self.inference, 90):.2f} ms")
+            parts.append(
+                f"inference p50 {percentile(self.inference, 50):.2f} ms p90 "
+                f"{percentile(self.inference, 90):.2f} ms"
+            )
             parts.append(f"per image p50 {percentile(self.total, 50):.2f} ms")
         if elapsed > 0 and self.count:
             parts.append(f"{self.count / elapsed:.1f} {noun}/s")
-        parts.append(f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
-                     f"{engine.backend.name} {engine.backend.version}")
+        parts.append(
+            f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
+            f"{engine.backend.name} {engine.backend.version}"
+        )
         return ", ".join(parts)
 
 
 @app.command(name="eval")
 @handles_errors
 def evaluate(
-    folder: str = typer.Argument(..., help="ImageNet-style folder: class = parent folder or file-name prefix."),
-    model: Optional[str] = ModelOption,
-    labels: Optional[str] = typer.Option(None, "--labels", help="Label file for a .tflite given by path."),
-    threads: Optional[int] = ThreadsOption,
+    folder: str = typer.Argument(
+        ..., help="ImageNet-style folder: class = parent folder or file-name prefix."
+    ),
+    model: str | None = ModelOption,
+    labels: str | None = typer.Option(None, "--labels", help="Label file for a .tflite given by path."),
+    threads: int | None = ThreadsOption,
     delegate: str = DelegateOption,
     resize: str = typer.Option("crop", "--resize", help="crop | stretch."),
-    input_range: Optional[str] = typer.Option(None, "--input-range", help="Override a float input's range."),
+    input_range: str | None = typer.Option(None, "--input-range", help="Override a float input's range."),
     fmt: str = typer.Option("table", "--format", "-f", help="table | json."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N images."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N images."),
 ):
     """Top-1 / top-5 accuracy on a labelled folder."""
     from edgenet.evaluate import evaluate_folder
@@ -410,27 +630,38 @@ def evaluate(
 
     if fmt not in ("table", "json"):
         raise UsageError(f"unknown --format {fmt!r}; choose table or json")
-    opened = open_model(model, labels_file=labels, threads=threads or default_threads(), delegate=delegate,
-                        resize=resize, input_range=_parse_range(input_range), top_k=5)
+    opened = open_model(
+        model,
+        labels_file=labels,
+        threads=threads or default_threads(),
+        delegate=delegate,
+        resize=resize,
+        input_range=_parse_range(input_range),
+        top_k=5,
+    )
     for message in opened.warnings:
         warn(message)
     report = evaluate_folder(folder, opened.classifier, limit=limit)
     if fmt == "json":
         print(json.dumps(report))
     else:
-        say(f"{report['model']}: top-1 {report['top1'] * 100:.2f}%  top-5 {report['top5'] * 100:.2f}%  "
-            f"({report['images']} images, {report['errors']} errors, resize {resize})")
+        say(
+            f"{report['model']}: top-1 {report['top1'] * 100:.2f}%  top-5 {report['top5'] * 100:.2f}%  "
+            f"({report['images']} images, {report['errors']} errors, resize {resize})"
+        )
     raise typer.Exit(1 if report["errors"] else 0)
 
 
 @app.command()
 @handles_errors
 def bench(
-    models: list[str] | None = typer.Option(None, "--model", "-m",
-                                            help="Zoo name or .tflite path; repeat for several."),
+    models: list[str] | None = typer.Option(
+        None, "--model", "-m", help="Zoo name or .tflite path; repeat for several."
+    ),
     all_models: bool = typer.Option(False, "--all", help="Every zoo model present locally (cache, mirror)."),
-    threads: str | None = typer.Option(None, "--threads", "-t",
-                                       help="Thread counts, comma-separated: 1,2,4 (default: measured)."),
+    threads: str | None = typer.Option(
+        None, "--threads", "-t", help="Thread counts, comma-separated: 1,2,4 (default: measured)."
+    ),
     delegate: str = DelegateOption,
     device: str = DeviceOption,
     delegate_lib: str | None = DelegateLibOption,
@@ -455,15 +686,19 @@ def bench(
     reference = harness.read_reference(compare) if compare else None
     thread_counts = harness.parse_threads(threads)
     if thread_counts is None:
-        thread_counts = [default_threads()]
-        say(f"threads: {thread_counts[0]} (default: usable cores, at most {harness.MAX_DEFAULT_THREADS}; "
-            "2 threads measured fastest on a 2-core box; --threads 1,2,4 measures others)")
+        thread_counts = [harness.default_threads()]
+        say(
+            f"threads: {thread_counts[0]} (default: usable cores, at most {harness.MAX_DEFAULT_THREADS}; "
+            "2 threads measured fastest on a 2-core box; --threads 1,2,4 measures others)"
+        )
     names = list(models or [])
     if all_models:
         names += [name for name in harness.local_models() if name not in names]
         if not names:
-            raise UsageError("--all found no local model: pull some (edgenet models pull NAME) or set "
-                             "EDGENET_MODEL_MIRROR to a folder of models")
+            raise UsageError(
+                "--all found no local model: pull some (edgenet models pull NAME) or set "
+                "EDGENET_MODEL_MIRROR to a folder of models"
+            )
     names = names or [zoo.default_model()]
     paths: list[str] = []
     if mode == "e2e":
@@ -488,10 +723,20 @@ def bench(
         for name in names:
             for count in thread_counts:
                 try:
-                    result = harness.bench_one(name, threads=count, delegate=delegate, device=device,
-                                               delegate_lib=delegate_lib, mode=mode, images=paths, runs=runs,
-                                               min_seconds=min_seconds, warmup=warmup, host=host,
-                                               on_warning=warn_once)
+                    result = harness.bench_one(
+                        name,
+                        threads=count,
+                        delegate=delegate,
+                        device=device,
+                        delegate_lib=delegate_lib,
+                        mode=mode,
+                        images=paths,
+                        runs=runs,
+                        min_seconds=min_seconds,
+                        warmup=warmup,
+                        host=host,
+                        on_warning=warn_once,
+                    )
                 except EdgenetError as error:
                     if len(names) * len(thread_counts) == 1:
                         raise
@@ -523,12 +768,16 @@ def bench(
     if reference is not None:
         compared, regressed = harness.compare(records, reference, tolerance)
         if not compared:
-            raise UsageError(f"--compare {compare}: no row matches these runs "
-                             "(same model, delegate, threads and mode)")
+            raise UsageError(
+                f"--compare {compare}: no row matches these runs (same model, delegate, threads and mode)"
+            )
         for row in regressed:
-            say(f"REGRESSED {row['model']} {row['delegate']} threads {row['threads']} {row['mode']}: p50 "
+            say(
+                f"REGRESSED {row['model']} {row['delegate']} threads {row['threads']} {row['mode']}: p50 "
                 f"{row['p50_ms']:.3f} ms vs {row['reference_p50_ms']:.3f} ms ({row['ratio']:.2f}x, tolerance "
-                f"{tolerance:.0%})", "red")
+                f"{tolerance:.0%})",
+                "red",
+            )
         say(f"compare: {len(compared)} row(s) checked against {compare}, {len(regressed)} regressed")
         if regressed:
             exit_code = 1
@@ -551,18 +800,29 @@ def devices(fmt: str = typer.Option("table", "--format", "-f", help="table | jso
     print(f"Edge TPUs: {len(tpus) or 'none found'}")
     for index, tpu in enumerate(tpus):
         slow = " (USB 2: about half the throughput)" if tpu.get("speed", 5000) <= 480 else ""
-        details = [f"{tpu['speed']} Mb/s{slow}" if "speed" in tpu else "", tpu.get("id", ""),
-                   f"{tpu['temperature_c']:.1f} C" if "temperature_c" in tpu else ""]
+        details = [
+            f"{tpu['speed']} Mb/s{slow}" if "speed" in tpu else "",
+            tpu.get("id", ""),
+            f"{tpu['temperature_c']:.1f} C" if "temperature_c" in tpu else "",
+        ]
         print(f"  :{index}  {tpu['type']:<3}  {tpu['path']}  " + "  ".join(d for d in details if d))
     for function in report.get("pci_without_driver", []):
         print(f"  PCIe Coral at {function} without its apex driver (edgenet doctor)")
     cpu, backend, library = report["cpu"], report["backend"], report["libedgetpu"]
-    print(f"CPU: {cpu['model'] or '?'} ({cpu['machine']}, {cpu['cores']} cores)"
-          + (f" on {cpu['board']}" if cpu.get("board") else ""))
-    print(f"backend: {backend['name']} {backend['version']}" if backend.get("name")
-          else f"backend: none ({backend['error']})")
-    print(f"libedgetpu: {library['path']}" + (f" ({library['version']})" if library.get("version") else "")
-          if library["found"] else "libedgetpu: not installed")
+    print(
+        f"CPU: {cpu['model'] or '?'} ({cpu['machine']}, {cpu['cores']} cores)"
+        + (f" on {cpu['board']}" if cpu.get("board") else "")
+    )
+    print(
+        f"backend: {backend['name']} {backend['version']}"
+        if backend.get("name")
+        else f"backend: none ({backend['error']})"
+    )
+    print(
+        f"libedgetpu: {library['path']}" + (f" ({library['version']})" if library.get("version") else "")
+        if library["found"]
+        else "libedgetpu: not installed"
+    )
 
 
 @app.command()
@@ -584,12 +844,17 @@ def doctor(fmt: str = typer.Option("text", "--format", "-f", help="text | json."
 
 # -- models -----------------------------------------------------------------------------------------
 
+
 def _model_rows() -> list[dict]:
     from edgenet import zoo
 
-    return [spec.to_dict(present=zoo.is_present(spec.artifact),
-                         edgetpu_present=zoo.is_present(spec.edgetpu) if spec.edgetpu else None)
-            for spec in zoo.catalog().values()]
+    return [
+        spec.to_dict(
+            present=zoo.is_present(spec.artifact),
+            edgetpu_present=zoo.is_present(spec.edgetpu) if spec.edgetpu else None,
+        )
+        for spec in zoo.catalog().values()
+    ]
 
 
 @models_app.command("list")
@@ -616,8 +881,16 @@ def models_list(fmt: str = typer.Option("table", "--format", "-f", help="table |
         size = f"{row['size'] / 1e6:.1f}" if row["size"] else "?"
         name = row["name"] + (" (default)" if row["name"] == default else "")
         note = "latency only (random weights)" if row["latency_only"] else row["notes"].split(".")[0]
-        table.add_row(name, row["family"], f"{row['input'][0]}", row["quant"], size,
-                      "yes" if row["present"] else "no", twin, note)
+        table.add_row(
+            name,
+            row["family"],
+            f"{row['input'][0]}",
+            row["quant"],
+            size,
+            "yes" if row["present"] else "no",
+            twin,
+            note,
+        )
     Console(width=200 if not sys.stdout.isatty() else None).print(table)
 
 
@@ -664,14 +937,18 @@ def models_verify(
             if not names and not zoo.cache_path(artifact).exists():
                 continue
             problem = zoo.verify(artifact)
-            results.append({"name": spec.name, "file": artifact.file, "ok": problem is None,
-                            "problem": problem})
+            results.append(
+                {"name": spec.name, "file": artifact.file, "ok": problem is None, "problem": problem}
+            )
     if fmt == "json":
         print(json.dumps(results, indent=1))
     else:
         for row in results:
-            say(f"{'ok  ' if row['ok'] else 'FAIL'} {row['name']}: {row['file']}"
-                + (f" ({row['problem']})" if row["problem"] else ""), "" if row["ok"] else "red")
+            say(
+                f"{'ok  ' if row['ok'] else 'FAIL'} {row['name']}: {row['file']}"
+                + (f" ({row['problem']})" if row["problem"] else ""),
+                "" if row["ok"] else "red",
+            )
         if not results:
             say("no cached models to verify (edgenet models pull NAME)")
     if any(not row["ok"] for row in results):
@@ -682,7 +959,7 @@ def models_verify(
 @handles_errors
 def models_info(
     name: str = typer.Argument(None, help="Zoo name or .tflite path (default: the default model)."),
-    threads: Optional[int] = ThreadsOption,
+    threads: int | None = ThreadsOption,
     fmt: str = typer.Option("table", "--format", "-f", help="table | json."),
 ):
     """What a model is: catalog entry, tensors, quantization, ops and delegate partitions."""
@@ -695,19 +972,29 @@ def models_info(
     file_info = inspect_model_file(resolved.path)
     info["bytes"] = file_info.size
     engine = Engine(resolved.path, threads=threads or 1)
-    info.update({
-        "backend": f"{engine.backend.name} {engine.backend.version}",
-        "delegate": engine.delegate,
-        "partitions": engine.partitions,
-        "input_tensor": {"shape": [1, engine.input.height, engine.input.width, engine.input.channels],
-                         "dtype": engine.input.dtype, "scale": engine.input.scale,
-                         "zero_point": engine.input.zero_point, "value_range": list(engine.input.value_range),
-                         "range_from": engine.input.range_source},
-        "output_tensor": {"classes": engine.output.classes, "dtype": engine.output.dtype,
-                          "scale": engine.output.scale, "zero_point": engine.output.zero_point,
-                          "scores": "probabilities" if engine.output.probabilities else "logits (softmax applied)"},
-        "ops": engine.op_counts(),
-    })
+    info.update(
+        {
+            "backend": f"{engine.backend.name} {engine.backend.version}",
+            "delegate": engine.delegate,
+            "partitions": engine.partitions,
+            "input_tensor": {
+                "shape": [1, engine.input.height, engine.input.width, engine.input.channels],
+                "dtype": engine.input.dtype,
+                "scale": engine.input.scale,
+                "zero_point": engine.input.zero_point,
+                "value_range": list(engine.input.value_range),
+                "range_from": engine.input.range_source,
+            },
+            "output_tensor": {
+                "classes": engine.output.classes,
+                "dtype": engine.output.dtype,
+                "scale": engine.output.scale,
+                "zero_point": engine.output.zero_point,
+                "scores": "probabilities" if engine.output.probabilities else "logits (softmax applied)",
+            },
+            "ops": engine.op_counts(),
+        }
+    )
     if fmt == "json":
         print(json.dumps(info, indent=1))
         return

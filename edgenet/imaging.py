@@ -36,12 +36,16 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     flags = cv2.IMREAD_COLOR
     if data[:2] == b"\xff\xd8":
         if not _jpeg_is_complete(data):
-            raise InputError("cannot decode image: truncated JPEG (no end-of-image marker); copy the file again")
+            raise InputError(
+                "cannot decode image: truncated JPEG (no end-of-image marker); copy the file again"
+            )
         dims = jpeg_dimensions(data)
         if dims and dims[0] * dims[1] > MAX_DECODE_PIXELS:
             flags = _reduced_flag(cv2, dims[0] * dims[1])
             if flags is None:
-                raise InputError(f"image too large to decode ({dims[0]}x{dims[1]}); resize it below 4 gigapixels")
+                raise InputError(
+                    f"image too large to decode ({dims[0]}x{dims[1]}); resize it below 4 gigapixels"
+                )
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buffer, flags)
@@ -70,7 +74,11 @@ def read_image(path: str) -> np.ndarray:
 
 
 def _reduced_flag(cv2, pixels: int):
-    for factor, flag in ((2, cv2.IMREAD_REDUCED_COLOR_2), (4, cv2.IMREAD_REDUCED_COLOR_4), (8, cv2.IMREAD_REDUCED_COLOR_8)):
+    for factor, flag in (
+        (2, cv2.IMREAD_REDUCED_COLOR_2),
+        (4, cv2.IMREAD_REDUCED_COLOR_4),
+        (8, cv2.IMREAD_REDUCED_COLOR_8),
+    ):
         if pixels / (factor * factor) <= MAX_DECODE_PIXELS:
             return flag
     return None
@@ -118,7 +126,9 @@ def resize_frame(image_bgr: np.ndarray, spec: InputSpec, policy: str = "crop") -
     if policy == "stretch":
         resized = cv2.resize(image_bgr, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
     elif policy == "crop":
-        resized_h, resized_w, top, left = crop_box(image_bgr.shape[0], image_bgr.shape[1], spec.height, spec.width)
+        resized_h, resized_w, top, left = crop_box(
+            image_bgr.shape[0], image_bgr.shape[1], spec.height, spec.width
+        )
         full = cv2.resize(image_bgr, (resized_w, resized_h), interpolation=cv2.INTER_LINEAR)
         resized = full[top : top + spec.height, left : left + spec.width]
     else:

@@ -84,8 +84,9 @@ def fit_to_classes(labels: list[str] | tuple[str, ...] | None, classes: int) -> 
     return labels
 
 
-def labels_for_model(model_path: str | Path, classes: int, labels_file: str | None = None,
-                     catalog_labels: str | None = None) -> tuple[list[str] | None, str]:
+def labels_for_model(
+    model_path: str | Path, classes: int, labels_file: str | None = None, catalog_labels: str | None = None
+) -> tuple[list[str] | None, str]:
     """The labels a model's scores are named with, and where they came from.
 
     Order: --labels FILE, labels embedded in the .tflite, the catalog's, then ImageNet when the output

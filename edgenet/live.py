@@ -68,8 +68,11 @@ class StreamStats:
             fps = (len(window) - 1) / (window[-1][0] - window[0][0])
         inference = [w[1] for w in window]
         total = [w[2] for w in window]
-        return {"fps": fps, "inference": [percentile(inference, q) for q in (50, 90, 99)],
-                "total": [percentile(total, q) for q in (50, 90, 99)]}
+        return {
+            "fps": fps,
+            "inference": [percentile(inference, q) for q in (50, 90, 99)],
+            "total": [percentile(total, q) for q in (50, 90, 99)],
+        }
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._started
@@ -91,8 +94,10 @@ def summary(stats: StreamStats, classifier, sources: str) -> str:
         parts.append(f"capture wait p50 {percentile(capture, 50):.2f} ms")
     if stats.steady_fps():
         parts.append(f"{stats.steady_fps():.1f} fps")
-    parts.append(f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
-                 f"{engine.backend.name} {engine.backend.version}")
+    parts.append(
+        f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
+        f"{engine.backend.name} {engine.backend.version}"
+    )
     return ", ".join(parts)
 
 

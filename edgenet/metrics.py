@@ -19,17 +19,28 @@ class PromTextfile:
         self.registry = CollectorRegistry()
         labels = {"model": model, "delegate": delegate}
         names = list(labels)
-        self.frames = Counter("edgenet_frames", "Images or frames classified (errors included)", names,
-                              registry=self.registry).labels(**labels)
-        self.errors = Counter("edgenet_errors", "Images or frames that failed", names,
-                              registry=self.registry).labels(**labels)
-        self.inference = Histogram("edgenet_inference_latency_seconds", "invoke() time per frame", names,
-                                   buckets=INFERENCE_BUCKETS, registry=self.registry).labels(**labels)
-        self.fps = Gauge("edgenet_fps", "Frames per second over the run so far", names,
-                         registry=self.registry).labels(**labels)
-        self.last_success = Gauge("edgenet_last_success_timestamp_seconds",
-                                  "Unix time of the last frame classified without error", names,
-                                  registry=self.registry).labels(**labels)
+        self.frames = Counter(
+            "edgenet_frames", "Images or frames classified (errors included)", names, registry=self.registry
+        ).labels(**labels)
+        self.errors = Counter(
+            "edgenet_errors", "Images or frames that failed", names, registry=self.registry
+        ).labels(**labels)
+        self.inference = Histogram(
+            "edgenet_inference_latency_seconds",
+            "invoke() time per frame",
+            names,
+            buckets=INFERENCE_BUCKETS,
+            registry=self.registry,
+        ).labels(**labels)
+        self.fps = Gauge(
+            "edgenet_fps", "Frames per second over the run so far", names, registry=self.registry
+        ).labels(**labels)
+        self.last_success = Gauge(
+            "edgenet_last_success_timestamp_seconds",
+            "Unix time of the last frame classified without error",
+            names,
+            registry=self.registry,
+        ).labels(**labels)
 
     def observe(self, record: dict) -> None:
         self._count += 1

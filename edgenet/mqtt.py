@@ -29,10 +29,20 @@ def default_topic() -> str:
 
 
 class MqttPublisher:
-    def __init__(self, address: str, *, topic: str | None = None, username: str | None = None,
-                 password: str | None = None, tls: bool = False, ca_file: str | None = None,
-                 every: int = 1, on_change: bool = False, stats_every_s: float = 30.0,
-                 connect_timeout_s: float = 10.0):
+    def __init__(
+        self,
+        address: str,
+        *,
+        topic: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
+        every: int = 1,
+        on_change: bool = False,
+        stats_every_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+    ):
         import paho.mqtt.client as mqtt
 
         self.host, self.port = parse_host(address)
@@ -45,8 +55,10 @@ class MqttPublisher:
         self._last_top1: int | None = None
         self._last_stats = time.monotonic()
         self._started = time.monotonic()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"edgenet-{socket.gethostname()}-{id(self) & 0xFFFF:x}")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"edgenet-{socket.gethostname()}-{id(self) & 0xFFFF:x}",
+        )
         if username:
             self.client.username_pw_set(username, password)
         if tls or ca_file:
@@ -55,16 +67,19 @@ class MqttPublisher:
         try:
             self.client.connect(self.host, self.port, keepalive=30)
         except (OSError, ValueError) as exc:
-            raise DeviceError(f"cannot connect to the MQTT broker {self.host}:{self.port}: {exc}; "
-                              "check --mqtt and that the broker runs") from None
+            raise DeviceError(
+                f"cannot connect to the MQTT broker {self.host}:{self.port}: {exc}; "
+                "check --mqtt and that the broker runs"
+            ) from None
         self.client.loop_start()
         deadline = time.monotonic() + connect_timeout_s
         while not self.client.is_connected() and time.monotonic() < deadline:
             time.sleep(0.02)
         if not self.client.is_connected():
             self.client.loop_stop()
-            raise DeviceError(f"the MQTT broker {self.host}:{self.port} did not accept the connection "
-                              "(credentials? TLS?)")
+            raise DeviceError(
+                f"the MQTT broker {self.host}:{self.port} did not accept the connection (credentials? TLS?)"
+            )
         self.client.publish(f"{self.topic}/status", "online", qos=1, retain=True).wait_for_publish(5)
 
     def publish(self, record: dict) -> None:
@@ -83,8 +98,12 @@ class MqttPublisher:
 
     def publish_stats(self) -> None:
         elapsed = time.monotonic() - self._started
-        stats = {"frames": self._count, "errors": self._errors,
-                 "fps": round(self._count / elapsed, 2) if elapsed > 0 else None, "time": time.time()}
+        stats = {
+            "frames": self._count,
+            "errors": self._errors,
+            "fps": round(self._count / elapsed, 2) if elapsed > 0 else None,
+            "time": time.time(),
+        }
         self.client.publish(f"{self.topic}/stats", json.dumps(stats), qos=1)
         self._last_stats = time.monotonic()
 

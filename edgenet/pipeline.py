@@ -47,8 +47,13 @@ class FrameResult:
 
     def to_dict(self) -> dict:
         if self.error is not None:
-            record = {"source": self.source, "frame": self.frame, "model": self.model, "error": self.error,
-                      "time": self.time}
+            record = {
+                "source": self.source,
+                "frame": self.frame,
+                "model": self.model,
+                "error": self.error,
+                "time": self.time,
+            }
             if self.captured is not None:
                 record["captured"] = self.captured
             return record
@@ -90,8 +95,16 @@ class Inferred:
 class Classifier:
     """A model ready to classify frames: engine + labels + pre/post-processing settings."""
 
-    def __init__(self, engine: Engine, *, model_name: str, labels: list[str] | None, resize: str = "crop",
-                 top_k: int = 5, threshold: float = 0.0):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        model_name: str,
+        labels: list[str] | None,
+        resize: str = "crop",
+        top_k: int = 5,
+        threshold: float = 0.0,
+    ):
         if resize not in RESIZE_POLICIES:
             raise ValueError(f"resize policy must be one of {RESIZE_POLICIES}")
         self.engine = engine
@@ -130,24 +143,38 @@ class Classifier:
         frame = item.frame
         captured = utc_timestamp(frame.captured) if frame.captured is not None else None
         if item.error is not None:
-            return FrameResult(source=frame.source, frame=frame.index, model=self.model_name,
-                               delegate=self.engine.delegate, error=item.error, time=utc_timestamp(),
-                               captured=captured)
+            return FrameResult(
+                source=frame.source,
+                frame=frame.index,
+                model=self.model_name,
+                delegate=self.engine.delegate,
+                error=item.error,
+                time=utc_timestamp(),
+                captured=captured,
+            )
         started = time.perf_counter_ns()
         top = predictions(inferred.raw, self.engine.output, self.labels, self.top_k, self.threshold)
         inference_ms = inferred.inference_ms
         postprocess_ms = (time.perf_counter_ns() - started) / 1e6
         latency = {} if frame.capture_ms is None else {"capture": round(frame.capture_ms, 3)}
-        latency.update({
-            "decode": round(frame.decode_ms, 3),
-            "preprocess": round(item.preprocess_ms, 3),
-            "inference": round(inference_ms, 3),
-            "postprocess": round(postprocess_ms, 3),
-            "total": round(frame.decode_ms + item.preprocess_ms + inference_ms + postprocess_ms, 3),
-        })
+        latency.update(
+            {
+                "decode": round(frame.decode_ms, 3),
+                "preprocess": round(item.preprocess_ms, 3),
+                "inference": round(inference_ms, 3),
+                "postprocess": round(postprocess_ms, 3),
+                "total": round(frame.decode_ms + item.preprocess_ms + inference_ms + postprocess_ms, 3),
+            }
+        )
         return FrameResult(
-            source=frame.source, frame=frame.index, model=self.model_name, delegate=self.engine.delegate,
-            top_k=tuple(top), latency_ms=latency, time=utc_timestamp(), captured=captured,
+            source=frame.source,
+            frame=frame.index,
+            model=self.model_name,
+            delegate=self.engine.delegate,
+            top_k=tuple(top),
+            latency_ms=latency,
+            time=utc_timestamp(),
+            captured=captured,
             dropped=frame.dropped if frame.captured is not None else None,
         )
 
@@ -208,8 +235,9 @@ class Prefetcher:
                 close()
 
 
-def classify_frames(frames: Iterator[Frame], classifier: Classifier, *,
-                    prefetch: bool = True) -> Iterator[FrameResult]:
+def classify_frames(
+    frames: Iterator[Frame], classifier: Classifier, *, prefetch: bool = True
+) -> Iterator[FrameResult]:
     """Every frame in, one FrameResult out, in order."""
     if not prefetch:
         for frame in frames:
@@ -289,8 +317,15 @@ class StreamPrefetcher:
     (3.35 ms alone).
     """
 
-    def __init__(self, frames, classifier: Classifier, *, live: bool, depth: int = PREFETCH_DEPTH,
-                 opencv_threads: int | None = 1):
+    def __init__(
+        self,
+        frames,
+        classifier: Classifier,
+        *,
+        live: bool,
+        depth: int = PREFETCH_DEPTH,
+        opencv_threads: int | None = 1,
+    ):
         self._frames = frames
         self._classifier = classifier
         self.handoff = FrameHandoff(live=live, depth=depth)
@@ -392,8 +427,9 @@ class RecordWriter:
             raise failure
 
 
-def classify_stream(frames, classifier: Classifier, *, live: bool, should_stop=lambda: False,
-                    finish: bool = True) -> Iterator[FrameResult] | Iterator[Inferred]:
+def classify_stream(
+    frames, classifier: Classifier, *, live: bool, should_stop=lambda: False, finish: bool = True
+) -> Iterator[FrameResult] | Iterator[Inferred]:
     """Frames of a video or camera through a StreamPrefetcher; inference here, in the calling thread.
 
     Files give every frame in order; live sources give the newest frame each time (drops counted). When
@@ -414,10 +450,19 @@ class OpenedModel:
     labels_source: str
 
 
-def open_model(model: str | None, *, labels_file: str | None = None, threads: int | None = None,
-               delegate: str = "auto", device: str = "", delegate_lib: str | None = None,
-               resize: str = "crop", input_range: tuple[float, float] | None = None, top_k: int = 5,
-               threshold: float = 0.0) -> OpenedModel:
+def open_model(
+    model: str | None,
+    *,
+    labels_file: str | None = None,
+    threads: int | None = None,
+    delegate: str = "auto",
+    device: str = "",
+    delegate_lib: str | None = None,
+    resize: str = "crop",
+    input_range: tuple[float, float] | None = None,
+    top_k: int = 5,
+    threshold: float = 0.0,
+) -> OpenedModel:
     """Resolve a zoo name or path, choose where it runs, build the one interpreter, find the labels.
 
     auto: an Edge TPU is present (or --device names one, or the file is compiled for the TPU) and there is an
@@ -439,8 +484,9 @@ def open_model(model: str | None, *, labels_file: str | None = None, threads: in
         option = "--device" if device else "--delegate-lib"
         raise UsageError(f"{option} does not go with --delegate {delegate}; use --delegate auto or edgetpu")
     if delegate_lib and not os.path.isfile(delegate_lib):
-        raise DeviceError(f"--delegate-lib {delegate_lib}: no such file; give the path of a TFLite "
-                          "delegate .so")
+        raise DeviceError(
+            f"--delegate-lib {delegate_lib}: no such file; give the path of a TFLite delegate .so"
+        )
 
     name = model or zoo.default_model()
     spec = zoo.catalog().get(name)
@@ -461,15 +507,19 @@ def open_model(model: str | None, *, labels_file: str | None = None, threads: in
             if tpus and spec is not None:
                 why = f"{spec.name} has no Edge TPU twin"
                 twins = ", ".join(s.name for s in zoo.catalog().values() if s.edgetpu and not s.latency_only)
-                warnings.append(f"an Edge TPU is present but {spec.name} has no Edge TPU model: running it "
-                                f"on the CPU (models with one: {twins})")
+                warnings.append(
+                    f"an Edge TPU is present but {spec.name} has no Edge TPU model: running it "
+                    f"on the CPU (models with one: {twins})"
+                )
             elif tpus:
                 why = f"{given.name} is not compiled for the Edge TPU"
             elif has_twin:
                 why = "no Edge TPU found"
                 if "edgetpu" in f"{spec.name} {spec.family}".lower().replace("-", ""):
-                    warnings.append(f"no Edge TPU found: running the CPU version of {spec.name} "
-                                    "(--delegate edgetpu makes this an error)")
+                    warnings.append(
+                        f"no Edge TPU found: running the CPU version of {spec.name} "
+                        "(--delegate edgetpu makes this an error)"
+                    )
     else:
         target = "external" if delegate_lib else "cpu"
 
@@ -477,14 +527,25 @@ def open_model(model: str | None, *, labels_file: str | None = None, threads: in
     label = None
     if target == "edgetpu":
         if given is not None and not file_needs_tpu:
-            raise ModelError(f"{given.name} is not compiled for the Edge TPU (no edgetpu-custom-op); compile "
-                             "it with edgetpu_compiler, use a zoo model with an Edge TPU twin, or run it "
-                             "with --delegate xnnpack")
+            raise ModelError(
+                f"{given.name} is not compiled for the Edge TPU (no edgetpu-custom-op); compile "
+                "it with edgetpu_compiler, use a zoo model with an Edge TPU twin, or run it "
+                "with --delegate xnnpack"
+            )
         if spec is not None and not has_twin:
-            raise ModelError(f"model {spec.name} has no Edge TPU twin; run it on the CPU (--delegate "
-                             "xnnpack) or pick one with an Edge TPU model (edgenet models list)")
-        wanted_by = ("--delegate edgetpu" if delegate == "edgetpu" else f"--device {device}" if device
-                     else f"{given.name} (compiled for the Edge TPU)" if file_needs_tpu else spec.name)
+            raise ModelError(
+                f"model {spec.name} has no Edge TPU twin; run it on the CPU (--delegate "
+                "xnnpack) or pick one with an Edge TPU model (edgenet models list)"
+            )
+        wanted_by = (
+            "--delegate edgetpu"
+            if delegate == "edgetpu"
+            else f"--device {device}"
+            if device
+            else f"{given.name} (compiled for the Edge TPU)"
+            if file_needs_tpu
+            else spec.name
+        )
         chosen = edgetpu.require_tpu(device, wanted_by=wanted_by)
         library = delegate_lib or edgetpu.require_library()
         resolved = given if given is not None else zoo.resolve(name, edgetpu=True)
@@ -493,27 +554,43 @@ def open_model(model: str | None, *, labels_file: str | None = None, threads: in
         external = load_external_delegate(library, options, name=lib_name, probe_model=str(resolved.path))
         label = "edgetpu"
         if chosen.usb2:
-            warnings.append(f"the Edge TPU at {chosen.path} runs at USB 2 speed ({chosen.speed} Mb/s): "
-                            "expect roughly half the throughput; use a USB 3 port and cable")
+            warnings.append(
+                f"the Edge TPU at {chosen.path} runs at USB 2 speed ({chosen.speed} Mb/s): "
+                "expect roughly half the throughput; use a USB 3 port and cable"
+            )
     else:
         resolved = given if given is not None else zoo.resolve(name)
         if target == "external":
             external = load_external_delegate(delegate_lib, None, probe_model=str(resolved.path))
             label = f"external ({os.path.basename(delegate_lib)})"
 
-    engine = Engine(resolved.path, threads=threads, delegate="auto" if external is not None else delegate,
-                    external_delegate=external, delegate_label=label, value_range=input_range)
+    engine = Engine(
+        resolved.path,
+        threads=threads,
+        delegate="auto" if external is not None else delegate,
+        external_delegate=external,
+        delegate_label=label,
+        value_range=input_range,
+    )
     if why and external is None and engine.delegate in ("xnnpack", "cpu"):
         engine.delegate = f"{engine.delegate} ({why})"
-    if delegate == "cpu" and (threads or 1) > 1 and engine.backend.name == "ai_edge_litert":
-        warnings.append("--delegate cpu with more than one thread is often much slower than one thread "
-                        "with ai-edge-litert's builtin kernels (measured 5-13 ms vs 0.7 ms on V1-0.25)")
+    if engine.delegate.startswith("cpu") and (threads or 1) > 1 and engine.backend.name == "ai_edge_litert":
+        how = (
+            "--delegate cpu" if delegate == "cpu" else "the builtin kernels (XNNPACK did not take the model)"
+        )
+        warnings.append(
+            f"{how} with more than one thread is often much slower than one thread with "
+            "ai-edge-litert (measured 5-13 ms vs 0.7 ms on V1-0.25): try --threads 1"
+        )
     spec = resolved.spec
-    labels, labels_source = labels_for_model(resolved.path, engine.output.classes, labels_file,
-                                             spec.labels if spec else None)
+    labels, labels_source = labels_for_model(
+        resolved.path, engine.output.classes, labels_file, spec.labels if spec else None
+    )
     if spec is not None and spec.latency_only:
         warnings.append(f"{spec.name} has random weights (latency only): its predictions mean nothing")
-    classifier = Classifier(engine, model_name=resolved.name, labels=labels, resize=resize, top_k=top_k,
-                            threshold=threshold)
-    return OpenedModel(classifier=classifier, resolved=resolved, warnings=warnings,
-                       labels_source=labels_source)
+    classifier = Classifier(
+        engine, model_name=resolved.name, labels=labels, resize=resize, top_k=top_k, threshold=threshold
+    )
+    return OpenedModel(
+        classifier=classifier, resolved=resolved, warnings=warnings, labels_source=labels_source
+    )

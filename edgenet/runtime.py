@@ -126,7 +126,9 @@ def inspect_model_file(path: str | os.PathLike) -> ModelFileInfo:
     """Refuse what cannot be a loadable TFLite model, before the runtime sees it."""
     path = Path(path)
     if not path.exists():
-        raise ModelError(f"model file not found: {path}; give a zoo name (edgenet models list) or a .tflite path")
+        raise ModelError(
+            f"model file not found: {path}; give a zoo name (edgenet models list) or a .tflite path"
+        )
     if path.is_dir():
         raise ModelError(f"model path is a folder: {path}; give a .tflite file")
     try:
@@ -271,8 +273,14 @@ print(json.dumps({"ok": True}), flush=True)
 PROBE_TIMEOUT_S = 120.0
 
 
-def probe_external_delegate(library: str, options: dict | None = None, model_path: str | None = None,
-                            *, name: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> None:
+def probe_external_delegate(
+    library: str,
+    options: dict | None = None,
+    model_path: str | None = None,
+    *,
+    name: str | None = None,
+    timeout: float = PROBE_TIMEOUT_S,
+) -> None:
     """Load `library` (and, with `model_path`, build, allocate and invoke that model with it) in a child
     process first: a libedgetpu built for another TFLite version can segfault, and a crash there must become
     a DeviceError here rather than kill this process. Returns None when the child was fine."""
@@ -288,8 +296,10 @@ def probe_external_delegate(library: str, options: dict | None = None, model_pat
     try:
         child = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        raise DeviceError(f"loading {name} ({library}) did not finish in {timeout:.0f} s; unplug and replug "
-                          "the Edge TPU, then check `edgenet doctor`") from None
+        raise DeviceError(
+            f"loading {name} ({library}) did not finish in {timeout:.0f} s; unplug and replug "
+            "the Edge TPU, then check `edgenet doctor`"
+        ) from None
     report = {}
     for line in reversed(child.stdout.splitlines()):
         if line.startswith("{"):
@@ -312,17 +322,27 @@ def probe_external_delegate(library: str, options: dict | None = None, model_pat
     if child.returncode != 0:
         reason = report.get("error") or _last_line(child.stderr) or f"exit status {child.returncode}"
         if report.get("stage") in ("prepare", "invoke") and model_path:
-            raise DeviceError(f"{name} ({library}) loaded but failed to {report['stage']} "
-                              f"{os.path.basename(model_path)}: {reason}")
+            raise DeviceError(
+                f"{name} ({library}) loaded but failed to {report['stage']} "
+                f"{os.path.basename(model_path)}: {reason}"
+            )
         hint = ""
         if "edgetpu" in name:
-            hint = ("; is the Edge TPU in use by another process (one process per TPU), or not accessible to "
-                    "this user? `edgenet doctor` checks permissions")
+            hint = (
+                "; is the Edge TPU in use by another process (one process per TPU), or not accessible to "
+                "this user? `edgenet doctor` checks permissions"
+            )
         raise DeviceError(f"failed to load delegate {name} ({library}): {reason}{hint}")
 
 
-def load_external_delegate(library: str, options: dict | None = None, *, name: str | None = None,
-                           probe_model: str | None = None, probe: bool = True):
+def load_external_delegate(
+    library: str,
+    options: dict | None = None,
+    *,
+    name: str | None = None,
+    probe_model: str | None = None,
+    probe: bool = True,
+):
     """Load a TFLite external delegate (libedgetpu.so.1, or any plugin) through the backend's
     `load_delegate(library, options)`. With `probe` (the default) the same load, plus `probe_model` built,
     allocated and invoked, first runs in a child process so that a crash becomes a DeviceError."""

@@ -5,6 +5,7 @@ Each record is written with a single write() and flushed, so a reader (or a kill
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -12,9 +13,26 @@ import os
 import sys
 from typing import IO
 
+from edgenet.errors import UsageError
+
 FORMATS = ("table", "jsonl", "csv")
-CSV_FIELDS = ["source", "frame", "model", "delegate", "index", "label", "score", "top_k",
-              "decode_ms", "preprocess_ms", "inference_ms", "postprocess_ms", "total_ms", "time", "error"]
+CSV_FIELDS = [
+    "source",
+    "frame",
+    "model",
+    "delegate",
+    "index",
+    "label",
+    "score",
+    "top_k",
+    "decode_ms",
+    "preprocess_ms",
+    "inference_ms",
+    "postprocess_ms",
+    "total_ms",
+    "time",
+    "error",
+]
 
 
 class Sink:
@@ -27,10 +45,8 @@ class Sink:
     def close(self) -> None:
         self.stream.flush()
         if self.stream not in (sys.stdout, sys.stderr):
-            try:
-                os.fsync(self.stream.fileno())
-            except (OSError, ValueError, io.UnsupportedOperation):
-                pass
+            with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+                os.fsync(self.stream.fileno())  # records survive a power cut, not only a killed process
             self.stream.close()
 
 
@@ -68,8 +84,9 @@ class CsvSink(Sink):
         super().__init__(stream)
         self._buffer = io.StringIO()
         self._writer = csv.DictWriter(self._buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-        self._writer.writeheader()
-        self._emit()
+        if not _appending_to_existing(stream):  # one header per file, however many runs append to it
+            self._writer.writeheader()
+            self._emit()
 
     def _emit(self) -> None:
         self.stream.write(self._buffer.getvalue())
@@ -80,6 +97,13 @@ class CsvSink(Sink):
     def write(self, record: dict) -> None:
         self._writer.writerow(csv_row(record))
         self._emit()
+
+
+def _appending_to_existing(stream: IO[str]) -> bool:
+    try:
+        return stream not in (sys.stdout, sys.stderr) and os.fstat(stream.fileno()).st_size > 0
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
 
 
 class TableSink(Sink):
@@ -98,18 +122,31 @@ class TableSink(Sink):
 
         table = Table(show_lines=False)
         for column in ("source", "frame", "top-1", "score", "top-k", "inference ms", "total ms"):
-            table.add_column(column, justify="right" if column in ("frame", "score") or "ms" in column else "left")
+            table.add_column(
+                column, justify="right" if column in ("frame", "score") or "ms" in column else "left"
+            )
         for record in self.records:
             if "error" in record:
-                table.add_row(record["source"], str(record["frame"]), f"[red]error: {record['error']}[/red]",
-                              "", "", "", "")
+                table.add_row(
+                    record["source"],
+                    str(record["frame"]),
+                    f"[red]error: {record['error']}[/red]",
+                    "",
+                    "",
+                    "",
+                    "",
+                )
                 continue
             top = record["top_k"]
             first = top[0] if top else {"label": "-", "score": 0.0}
             table.add_row(
-                record["source"], str(record["frame"]), first["label"], f"{first['score']:.3f}",
+                record["source"],
+                str(record["frame"]),
+                first["label"],
+                f"{first['score']:.3f}",
                 ", ".join(f"{p['label']} {p['score']:.2f}" for p in top[1:]),
-                f"{record['latency_ms']['inference']:.2f}", f"{record['latency_ms']['total']:.2f}",
+                f"{record['latency_ms']['inference']:.2f}",
+                f"{record['latency_ms']['total']:.2f}",
             )
         console = Console(file=self.stream, width=None if self.stream.isatty() else 160)
         console.print(table)
@@ -119,7 +156,10 @@ class TableSink(Sink):
 def open_sink(fmt: str, output: str | None) -> Sink:
     """`output` None: jsonl/csv to stdout, table to stderr. With a file: appended, line by line."""
     if output:
-        stream = open(output, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by Sink.close
+        try:
+            stream = open(output, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by Sink.close
+        except OSError as exc:
+            raise UsageError(f"cannot open --output {output}: {exc.strerror}") from None
     else:
         stream = sys.stderr if fmt == "table" else sys.stdout
     if fmt == "jsonl":
@@ -127,3 +167,32 @@ def open_sink(fmt: str, output: str | None) -> Sink:
     if fmt == "csv":
         return CsvSink(stream)
     return TableSink(stream)
+
+
+class FanOut(Sink):
+    """The data sink, then the optional reporters: Prometheus textfile and MQTT (edgenet.metrics/.mqtt).
+
+    The data sink is written first: a record reaches the metrics and the broker only once it is on disk.
+    """
+
+    def __init__(self, sink: Sink, *, prom=None, mqtt=None):
+        super().__init__(sink.stream)
+        self.sink = sink
+        self.prom = prom
+        self.mqtt = mqtt
+
+    def write(self, record: dict) -> None:
+        self.sink.write(record)
+        if self.prom is not None:
+            self.prom.observe(record)
+        if self.mqtt is not None:
+            self.mqtt.publish(record)
+
+    def close(self) -> None:
+        try:
+            self.sink.close()
+        finally:
+            if self.prom is not None:
+                self.prom.write()
+            if self.mqtt is not None:
+                self.mqtt.close()

@@ -80,8 +80,26 @@ def image_frames(paths: list[str], start_index: int = 0) -> Iterator[Frame]:
 
 # -- video files and cameras -------------------------------------------------------------------------
 
-VIDEO_EXTENSIONS = (".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".ts", ".mjpeg",
-                    ".mjpg", ".h264", ".h265", ".hevc", ".wmv", ".flv", ".3gp", ".ogv")
+VIDEO_EXTENSIONS = (
+    ".avi",
+    ".mp4",
+    ".m4v",
+    ".mkv",
+    ".mov",
+    ".webm",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".mjpeg",
+    ".mjpg",
+    ".h264",
+    ".h265",
+    ".hevc",
+    ".wmv",
+    ".flv",
+    ".3gp",
+    ".ogv",
+)
 RECONNECT_BACKOFF_S = 0.5  # first wait before reopening a lost camera; doubles per attempt
 RECONNECT_BACKOFF_MAX_S = 8.0
 
@@ -113,8 +131,13 @@ def video_frames(path: str, every: int = 1) -> Iterator[Frame]:
     capture = cv2.VideoCapture(path)
     try:
         if not capture.isOpened():
-            yield Frame(source=path, index=0, image=None, decode_ms=0.0,
-                        error="cannot open video: not a video OpenCV/FFmpeg can read")
+            yield Frame(
+                source=path,
+                index=0,
+                image=None,
+                decode_ms=0.0,
+                error="cannot open video: not a video OpenCV/FFmpeg can read",
+            )
             return
         position = 0
         while True:
@@ -128,8 +151,15 @@ def video_frames(path: str, every: int = 1) -> Iterator[Frame]:
                 ok, image = capture.retrieve()
                 decode_ms = _ms_since(started)
                 error = None if ok and image is not None else "cannot decode video frame"
-                yield Frame(source=path, index=position, image=image if error is None else None,
-                            decode_ms=decode_ms, captured=captured, error=error, capture_ms=capture_ms)
+                yield Frame(
+                    source=path,
+                    index=position,
+                    image=image if error is None else None,
+                    decode_ms=decode_ms,
+                    captured=captured,
+                    error=error,
+                    capture_ms=capture_ms,
+                )
             position += 1
     finally:
         capture.release()
@@ -194,21 +224,25 @@ def camera_diagnostics(dev_root: str = "/dev") -> str:
             found.append(f"{device} (no permission)")
             blocked.append(device)
     picam = picamera2_status()
-    facts = [f"found {', '.join(found)}" if found else f"no {dev_root}/video* devices",
-             f"picamera2 {picam}"]
+    facts = [f"found {', '.join(found)}" if found else f"no {dev_root}/video* devices", f"picamera2 {picam}"]
     tips = []
     if blocked:
         groups = _group_names()
         member = "video" in groups
-        tips.append("add yourself to the video group (sudo usermod -aG video $USER, then log in again)"
-                    if not member else "check the device's permissions (ls -l /dev/video*)")
+        tips.append(
+            "add yourself to the video group (sudo usermod -aG video $USER, then log in again)"
+            if not member
+            else "check the device's permissions (ls -l /dev/video*)"
+        )
     if not devices:
         tips.append("plug in a USB camera and check `ls /dev/video*` (and dmesg)")
     elif not blocked:
         tips.append(f"try another device ({', '.join(devices[:3])}) or close other programs using the camera")
     if picam == "system only":
-        tips.append("for a Raspberry Pi camera use --camera picamera2 from a venv made with "
-                    "`python3 -m venv --system-site-packages`")
+        tips.append(
+            "for a Raspberry Pi camera use --camera picamera2 from a venv made with "
+            "`python3 -m venv --system-site-packages`"
+        )
     elif picam == "not installed":
         tips.append("for a Raspberry Pi camera install python3-picamera2 (apt) and use --camera picamera2")
     tips.append("or classify a recording with --video FILE")
@@ -224,7 +258,8 @@ class _Picamera2Capture:
         self.camera = Picamera2(number)
         controls = {"FrameRate": float(fps)} if fps else {}
         config = self.camera.create_video_configuration(
-            main={"size": (width or 640, height or 480), "format": "RGB888"}, controls=controls)
+            main={"size": (width or 640, height or 480), "format": "RGB888"}, controls=controls
+        )
         self.camera.configure(config)
         self.camera.start()
         self._image = None
@@ -249,16 +284,18 @@ class _Picamera2Capture:
             self.camera.close()
 
 
-def open_camera(spec: CameraSpec, width: int | None = None, height: int | None = None,
-                fps: float | None = None):
+def open_camera(
+    spec: CameraSpec, width: int | None = None, height: int | None = None, fps: float | None = None
+):
     """Open the camera (a grab()/retrieve()/release() object) or raise DeviceError saying what was found."""
     from edgenet.errors import DeviceError
 
     if spec.kind == "picamera2":
         status = picamera2_status()
         if status != "importable":
-            raise DeviceError(f"cannot open {spec.name}: picamera2 is {status} in this Python; "
-                              f"{camera_diagnostics()}")
+            raise DeviceError(
+                f"cannot open {spec.name}: picamera2 is {status} in this Python; {camera_diagnostics()}"
+            )
         try:
             return _Picamera2Capture(int(spec.device), width, height, fps)
         except Exception as exc:  # IndexError (no camera), RuntimeError (busy): libcamera says why
@@ -301,8 +338,16 @@ class CameraFrames:
     `interrupt()` may be called from another thread: the loop stops at its next frame or backoff wait.
     """
 
-    def __init__(self, opener, name: str, *, reconnect: int = 5, every: int = 1,
-                 backoff: float = RECONNECT_BACKOFF_S, first_capture=None):
+    def __init__(
+        self,
+        opener,
+        name: str,
+        *,
+        reconnect: int = 5,
+        every: int = 1,
+        backoff: float = RECONNECT_BACKOFF_S,
+        first_capture=None,
+    ):
         self.opener = opener
         self.name = name
         self.reconnect = reconnect
@@ -358,25 +403,43 @@ class CameraFrames:
                     self.losses += 1
                     self._capture.release()
                     self._capture = None
-                    what = (f"reopening (up to {self.reconnect} attempts)" if self.reconnect
-                            else "not reopening (--reconnect 0)")
-                    yield Frame(source=self.name, index=index, image=None, decode_ms=0.0, captured=captured,
-                                error=f"camera lost: {self.name} gave no frame; {what}")
+                    what = (
+                        f"reopening (up to {self.reconnect} attempts)"
+                        if self.reconnect
+                        else "not reopening (--reconnect 0)"
+                    )
+                    yield Frame(
+                        source=self.name,
+                        index=index,
+                        image=None,
+                        decode_ms=0.0,
+                        captured=captured,
+                        error=f"camera lost: {self.name} gave no frame; {what}",
+                    )
                     index += 1
                     if not self._reopen():
                         if self._stop.is_set():
                             break
-                        raise DeviceError(f"{self.name} was lost and did not come back after "
-                                          f"{self.reconnect} reopening attempt(s); check its cable and power "
-                                          "(dmesg), then run again")
+                        raise DeviceError(
+                            f"{self.name} was lost and did not come back after "
+                            f"{self.reconnect} reopening attempt(s); check its cable and power "
+                            "(dmesg), then run again"
+                        )
                     continue
                 if index % self.every == 0:
                     started = time.perf_counter_ns()
                     ok, image = self._capture.retrieve()
                     decode_ms = _ms_since(started)
                     error = None if ok and image is not None else "cannot decode camera frame"
-                    yield Frame(source=self.name, index=index, image=image if error is None else None,
-                                decode_ms=decode_ms, captured=captured, error=error, capture_ms=capture_ms)
+                    yield Frame(
+                        source=self.name,
+                        index=index,
+                        image=image if error is None else None,
+                        decode_ms=decode_ms,
+                        captured=captured,
+                        error=error,
+                        capture_ms=capture_ms,
+                    )
                 index += 1
         finally:
             if self._capture is not None:

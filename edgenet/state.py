@@ -24,25 +24,30 @@ class AlreadyRunning(Exception):
 class RunLock:
     """flock on `<path>.lock`; released by the kernel when the process dies, however it dies."""
 
-    def __init__(self, path: str, *, wait: bool = False):
+    def __init__(self, path: str, *, wait: bool = False, device: bool = False):
         self.path = path
         self._fd: int | None = None
         self._wait = wait
+        self._device = device  # lock an existing file or device node (a camera) as it is: no pid written
 
     def __enter__(self) -> RunLock:
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if self._device:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+            else:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise UsageError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
+            raise UsageError(f"cannot open the lock file {self.path}: {exc.strerror}") from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if self._wait else fcntl.LOCK_NB))
         except BlockingIOError:
-            holder = _read_pid(self._fd)
+            holder = "" if self._device else _read_pid(self._fd)
             os.close(self._fd)
             self._fd = None
             raise AlreadyRunning(f"already running (pid {holder or '?'} holds {self.path})") from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()}\n".encode())
+        if not self._device:
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, f"{os.getpid()}\n".encode())
         return self
 
     def __exit__(self, *exc) -> None:
@@ -56,6 +61,21 @@ def _read_pid(fd: int) -> str:
         return os.pread(fd, 32, 0).decode().strip()
     except OSError:
         return ""
+
+
+def camera_lock(spec, wait: bool = False) -> RunLock | None:
+    """The lock that keeps two edgenet processes off one camera: flock on its device node (or file);
+    picamera2 cameras get a lock file in the temporary folder; network streams none."""
+    import tempfile
+
+    if spec.kind == "picamera2":
+        return RunLock(
+            os.path.join(tempfile.gettempdir(), f"edgenet-picamera2-{spec.device}.lock"), wait=wait
+        )
+    path = f"/dev/video{spec.device}" if isinstance(spec.device, int) else str(spec.device)
+    if "://" in path or not os.path.exists(path):
+        return None
+    return RunLock(path, wait=wait, device=True)
 
 
 def file_key(path: str) -> tuple[str, int, int] | None:
@@ -74,13 +94,17 @@ class SeenState:
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process, fast on SD cards
+            self._db.execute(
+                "PRAGMA synchronous=NORMAL"
+            )  # durable against a killed process, fast on SD cards
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
                 "mtime_ns INTEGER NOT NULL, done_at REAL NOT NULL)"
             )
         except sqlite3.DatabaseError as exc:
-            raise UsageError(f"cannot use {path} as a state file ({exc}); give another --state path") from None
+            raise UsageError(
+                f"cannot use {path} as a state file ({exc}); give another --state path"
+            ) from None
 
     def is_new(self, path: str) -> bool:
         key = file_key(path)
@@ -93,8 +117,10 @@ class SeenState:
         key = file_key(path)
         if key is None:
             return
-        self._db.execute("INSERT OR REPLACE INTO seen (path, size, mtime_ns, done_at) VALUES (?, ?, ?, ?)",
-                         (*key, time.time()))
+        self._db.execute(
+            "INSERT OR REPLACE INTO seen (path, size, mtime_ns, done_at) VALUES (?, ?, ?, ?)",
+            (*key, time.time()),
+        )
 
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0]

@@ -43,8 +43,17 @@ class Artifact:
         return first + list(self.alternates)
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in (("file", self.file), ("url", self.url), ("sha256", self.sha256),
-                                  ("git_sha1", self.git_sha1), ("size", self.size)) if v is not None}
+        return {
+            k: v
+            for k, v in (
+                ("file", self.file),
+                ("url", self.url),
+                ("sha256", self.sha256),
+                ("git_sha1", self.git_sha1),
+                ("size", self.size),
+            )
+            if v is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,7 @@ def get_spec(name: str) -> ModelSpec:
 
 # -- locations --------------------------------------------------------------------------------------
 
+
 def home() -> Path:
     explicit = os.environ.get("EDGENET_HOME")
     if explicit:
@@ -173,7 +183,9 @@ def _mirror_candidates(artifact: Artifact) -> list[tuple[str, str | None]]:
     mirror = mirror_location()
     if not mirror:
         return []
-    names = [(artifact.file, None)] + [(url.rsplit("/", 1)[-1], member) for url, member in artifact.alternates]
+    names = [(artifact.file, None)] + [
+        (url.rsplit("/", 1)[-1], member) for url, member in artifact.alternates
+    ]
     if "://" in mirror:
         return [(mirror.rstrip("/") + "/" + name, member) for name, member in names]
     index = _mirror_index(os.path.abspath(os.path.expanduser(mirror)))
@@ -181,6 +193,7 @@ def _mirror_candidates(artifact: Artifact) -> list[tuple[str, str | None]]:
 
 
 # -- integrity --------------------------------------------------------------------------------------
+
 
 def digest(path: Path) -> tuple[str, str, int]:
     """(sha256, git blob sha1, size) of a file, in one read."""
@@ -207,6 +220,7 @@ def check_integrity(path: Path, artifact: Artifact) -> str | None:
 
 
 # -- fetching ---------------------------------------------------------------------------------------
+
 
 def _fetch_to(location: str, handle) -> None:
     if "://" not in location:
@@ -238,7 +252,9 @@ def pull(artifact: Artifact, *, force: bool = False, kind: str = "models") -> Pa
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ModelError(f"cannot create the cache folder {target.parent}: {exc.strerror}; set EDGENET_HOME") from None
+        raise ModelError(
+            f"cannot create the cache folder {target.parent}: {exc.strerror}; set EDGENET_HOME"
+        ) from None
     candidates = _mirror_candidates(artifact) + artifact.sources()
     if not candidates:
         raise ModelError(
@@ -291,6 +307,7 @@ def verify(artifact: Artifact, kind: str = "models") -> str | None:
 
 # -- resolving what the user typed ------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ResolvedModel:
     path: Path
@@ -309,8 +326,12 @@ def resolve(model: str | None, *, edgetpu: bool = False) -> ResolvedModel:
     if looks_like_path(model) and model not in catalog():
         path = Path(model).expanduser()
         if not path.exists():
-            raise ModelError(f"model file not found: {model}; give a zoo name (edgenet models list) or a .tflite path")
-        return ResolvedModel(path=path, name=path.name, spec=None, edgetpu=path.name.endswith("_edgetpu.tflite"))
+            raise ModelError(
+                f"model file not found: {model}; give a zoo name (edgenet models list) or a .tflite path"
+            )
+        return ResolvedModel(
+            path=path, name=path.name, spec=None, edgetpu=path.name.endswith("_edgetpu.tflite")
+        )
     spec = get_spec(model)
     if edgetpu:
         if spec.edgetpu is None:

@@ -19,12 +19,15 @@ class Broker:
     def __init__(self, folder: Path):
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
-            raise RuntimeError("mosquitto is not installed: `make test` installs it (apt-get install mosquitto)")
+            raise RuntimeError(
+                "mosquitto is not installed: `make test` installs it (apt-get install mosquitto)"
+            )
         self.port = free_port()
         config = folder / "mosquitto.conf"
         config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -17,8 +17,11 @@ IMAGES = SHARED / "images"
 
 def _require(path: Path, what: str) -> Path:
     if not path.exists():
-        pytest.fail(f"{what} not found at {path}: tests need the shared model mirror and photos "
-                    "(set EDGENET_MODEL_MIRROR / EDGENET_SHARED)", pytrace=False)
+        pytest.fail(
+            f"{what} not found at {path}: tests need the shared model mirror and photos "
+            "(set EDGENET_MODEL_MIRROR / EDGENET_SHARED)",
+            pytrace=False,
+        )
     return path
 
 
@@ -72,8 +75,15 @@ def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeo
     """The real console entry point in a subprocess: exit code, stdout and stderr kept apart."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "edgenet", *args], capture_output=True, text=True,
-                          env=full_env, input=input, timeout=timeout, cwd=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "edgenet", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        input=input,
+        timeout=timeout,
+        cwd=str(ROOT),
+    )
 
 
 @pytest.fixture

@@ -17,14 +17,46 @@ from edgenet.errors import UsageError
 
 SMALL = "v1-0.25-128"
 FAST = ("--runs", "5", "--min-seconds", "0", "--warmup", "2")
-RECORD_KEYS = {"model", "file", "backend", "backend_version", "delegate", "threads", "mode", "runs",
-               "warmup_runs", "init_ms", "first_ms", "warmup_ms", "latency_ms", "fps", "peak_rss_mb",
-               "seconds", "input", "host", "time"}
-HOST_KEYS = {"machine", "system", "cpu_model", "board", "cpu_count", "cores_usable", "python", "governor",
-             "soc_temp_c_before", "soc_temp_c_after", "throttled", "edgetpu_temp_c", "loadavg_1m"}
+RECORD_KEYS = {
+    "model",
+    "file",
+    "backend",
+    "backend_version",
+    "delegate",
+    "threads",
+    "mode",
+    "runs",
+    "warmup_runs",
+    "init_ms",
+    "first_ms",
+    "warmup_ms",
+    "latency_ms",
+    "fps",
+    "peak_rss_mb",
+    "seconds",
+    "input",
+    "host",
+    "time",
+}
+HOST_KEYS = {
+    "machine",
+    "system",
+    "cpu_model",
+    "board",
+    "cpu_count",
+    "cores_usable",
+    "python",
+    "governor",
+    "soc_temp_c_before",
+    "soc_temp_c_after",
+    "throttled",
+    "edgetpu_temp_c",
+    "loadavg_1m",
+}
 
 
 # -- statistics -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("size", [1, 2, 7, 50, 101])
 def test_percentile_matches_numpy_linear(size):
@@ -69,8 +101,9 @@ def test_shares_and_fps():
     assert math.isnan(bench.fps_from_mean(0.0))
 
 
-@pytest.mark.parametrize("text, expected", [("1,2,4", [1, 2, 4]), (" 2, 1 ,2", [2, 1]), ("3", [3]),
-                                            (None, None), ("", None)])
+@pytest.mark.parametrize(
+    "text, expected", [("1,2,4", [1, 2, 4]), (" 2, 1 ,2", [2, 1]), ("3", [3]), (None, None), ("", None)]
+)
 def test_parse_threads(text, expected):
     assert bench.parse_threads(text) == expected
 
@@ -96,10 +129,15 @@ def test_steady_state_stops_at_runs_when_min_seconds_is_zero_and_at_max_seconds(
 
 # -- host readers on fake trees ---------------------------------------------------------------------
 
+
 def test_decode_throttled():
     assert bench.decode_throttled(0) == []
-    assert bench.decode_throttled(0x50005) == ["under-voltage now", "throttled now",
-                                               "under-voltage has occurred", "throttling has occurred"]
+    assert bench.decode_throttled(0x50005) == [
+        "under-voltage now",
+        "throttled now",
+        "under-voltage has occurred",
+        "throttling has occurred",
+    ]
 
 
 def test_host_readers_on_a_fake_raspberry_pi(tmp_path):
@@ -117,11 +155,15 @@ def test_host_readers_on_a_fake_raspberry_pi(tmp_path):
     (cpufreq / "scaling_governor").write_text("ondemand\n")
     (proc / "device-tree").mkdir(parents=True)
     (proc / "device-tree" / "model").write_bytes(b"Raspberry Pi 4 Model B Rev 1.4\x00")
-    (proc / "cpuinfo").write_text("processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\n\n"
-                                  "Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n")
+    (proc / "cpuinfo").write_text(
+        "processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\n\n"
+        "Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n"
+    )
     assert bench.soc_temperature_c(sysfs) == 52.6  # cpu-thermal preferred over the first zone
     assert bench.throttled_state(sysfs, use_vcgencmd=False) == {
-        "raw": "0x50000", "flags": ["under-voltage has occurred", "throttling has occurred"]}
+        "raw": "0x50000",
+        "flags": ["under-voltage has occurred", "throttling has occurred"],
+    }
     assert bench.governor(sysfs) == "ondemand"
     assert bench.board_model(sysfs, proc) == "Raspberry Pi 4 Model B Rev 1.4"
     assert bench.cpu_model(proc) == "BCM2835"
@@ -136,6 +178,7 @@ def test_host_readers_when_nothing_is_readable(tmp_path):
 
 
 # -- published figures ------------------------------------------------------------------------------
+
 
 def test_published_figures_have_sources_and_known_models():
     from edgenet import zoo
@@ -159,14 +202,22 @@ def test_local_models_are_those_in_the_mirror_or_cache(mirror):
 
 # -- compare (pure) ---------------------------------------------------------------------------------
 
+
 def _record(model="v2", threads=1, p50=2.0, delegate="xnnpack", mode="invoke"):
-    return {"model": model, "threads": threads, "delegate": delegate, "mode": mode,
-            "latency_ms": {"p50": p50}}
+    return {
+        "model": model,
+        "threads": threads,
+        "delegate": delegate,
+        "mode": mode,
+        "latency_ms": {"p50": p50},
+    }
 
 
 def test_compare_flags_only_rows_beyond_tolerance():
-    reference = [{"model": "v2", "delegate": "xnnpack", "threads": "1", "mode": "invoke", "p50_ms": "2.0"},
-                 {"model": "v2", "delegate": "xnnpack", "threads": "2", "mode": "invoke", "p50_ms": "1.0"}]
+    reference = [
+        {"model": "v2", "delegate": "xnnpack", "threads": "1", "mode": "invoke", "p50_ms": "2.0"},
+        {"model": "v2", "delegate": "xnnpack", "threads": "2", "mode": "invoke", "p50_ms": "1.0"},
+    ]
     records = [_record(threads=1, p50=2.5), _record(threads=2, p50=1.4), _record(model="v1", p50=9.0)]
     compared, regressed = bench.compare(records, reference, tolerance=0.30)
     assert [(r["threads"], r["ratio"]) for r in compared] == [(1, 1.25), (2, 1.4)]
@@ -175,6 +226,7 @@ def test_compare_flags_only_rows_beyond_tolerance():
 
 
 # -- real runs through the console script -----------------------------------------------------------
+
 
 def test_json_records_have_every_field(cli):
     done = cli("bench", "--model", SMALL, "--threads", "1,2", "--format", "json", *FAST)
@@ -223,15 +275,28 @@ def test_table_goes_to_stderr_with_published_figures(cli):
 
 
 def test_e2e_mode_reports_stages_on_real_photos(cli, images):
-    done = cli("bench", "--model", SMALL, "-t", "1", "--mode", "e2e", "--images", str(images),
-               "--format", "json", *FAST)
+    done = cli(
+        "bench",
+        "--model",
+        SMALL,
+        "-t",
+        "1",
+        "--mode",
+        "e2e",
+        "--images",
+        str(images),
+        "--format",
+        "json",
+        *FAST,
+    )
     assert done.returncode == 0, done.stderr
     (record,) = json.loads(done.stdout)
     assert record["mode"] == "e2e" and record["input"].startswith("12 images")
     stages = record["stages"]
     assert set(stages) == set(bench.E2E_STAGES)
-    assert sum(stages[s]["share"] for s in ("decode", "preprocess", "inference", "postprocess")) == \
-        pytest.approx(1.0, abs=0.01)
+    assert sum(
+        stages[s]["share"] for s in ("decode", "preprocess", "inference", "postprocess")
+    ) == pytest.approx(1.0, abs=0.01)
     assert stages["total"]["mean"] == pytest.approx(record["latency_ms"]["mean"], rel=1e-3)
 
 
@@ -281,12 +346,15 @@ def test_compare_with_no_matching_row_or_missing_file_is_a_usage_error(cli, tmp_
     assert done.returncode == 2 and "no such file" in done.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--format", "xml"), "unknown --format"),
-    (("--threads", "0"), "--threads takes"),
-    (("--mode", "video"), "unknown --mode"),
-    (("--output", "results.txt"), "name the file .csv"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--format", "xml"), "unknown --format"),
+        (("--threads", "0"), "--threads takes"),
+        (("--mode", "video"), "unknown --mode"),
+        (("--output", "results.txt"), "name the file .csv"),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2(cli, args, message):
     done = cli("bench", "--model", SMALL, *args)
     assert done.returncode == 2

@@ -42,18 +42,31 @@ def test_done_means_v2_on_the_shared_photos(cli, images):
 
 
 def test_stretch_makes_military_uniform_top1(cli, images):
-    run = cli("classify", str(images / "grace_hopper.bmp"), "-m", "v2", "--resize", "stretch", "-f", "jsonl", "-q")
+    run = cli(
+        "classify", str(images / "grace_hopper.bmp"), "-m", "v2", "--resize", "stretch", "-f", "jsonl", "-q"
+    )
     assert records(run.stdout)[0]["top_k"][0]["label"] == "military uniform"
 
 
 def test_manifest_facts_for_both_models_and_policies(cli, images):
     """../shared/images/MANIFEST.md: the top-1 of every photo for v2 (crop, stretch) and v2-qat (crop)."""
     expected = {
-        ("v2", "crop"): {"bird.bmp": "chickadee", "grace_hopper.bmp": "mortarboard", "owl.jpg": "ruffed grouse, partridge, Bonasa umbellus",
-                         "pets.jpg": "Italian greyhound", "sunflower.bmp": "daisy"},
-        ("v2", "stretch"): {"pets.jpg": "Boston bull, Boston terrier", "grace_hopper.bmp": "military uniform"},
-        ("v2-qat", "crop"): {"grace_hopper.bmp": "mortarboard", "hot_dog.jpg": "hotdog, hot dog, red hot",
-                             "kite_and_cold.jpg": "seashore, coast, seacoast, sea-coast"},
+        ("v2", "crop"): {
+            "bird.bmp": "chickadee",
+            "grace_hopper.bmp": "mortarboard",
+            "owl.jpg": "ruffed grouse, partridge, Bonasa umbellus",
+            "pets.jpg": "Italian greyhound",
+            "sunflower.bmp": "daisy",
+        },
+        ("v2", "stretch"): {
+            "pets.jpg": "Boston bull, Boston terrier",
+            "grace_hopper.bmp": "military uniform",
+        },
+        ("v2-qat", "crop"): {
+            "grace_hopper.bmp": "mortarboard",
+            "hot_dog.jpg": "hotdog, hot dog, red hot",
+            "kite_and_cold.jpg": "seashore, coast, seacoast, sea-coast",
+        },
     }
     for (model, resize), tops in expected.items():
         run = cli("classify", str(images), "-m", model, "--resize", resize, "-f", "jsonl", "-q", "-k", "1")
@@ -63,7 +76,16 @@ def test_manifest_facts_for_both_models_and_policies(cli, images):
 
 
 def test_csv_to_stdout_and_table_to_stderr(cli, images):
-    run = cli("classify", str(images / "cat.bmp"), str(images / "parrot.jpg"), "-m", "v1-0.25-128", "-f", "csv", "-q")
+    run = cli(
+        "classify",
+        str(images / "cat.bmp"),
+        str(images / "parrot.jpg"),
+        "-m",
+        "v1-0.25-128",
+        "-f",
+        "csv",
+        "-q",
+    )
     rows = list(csv.DictReader(io.StringIO(run.stdout)))
     assert [r["label"] for r in rows] == ["Egyptian cat", "macaw"] or rows[1]["label"] == "macaw"
     assert float(rows[0]["inference_ms"]) > 0 and rows[0]["error"] == ""
@@ -74,7 +96,9 @@ def test_csv_to_stdout_and_table_to_stderr(cli, images):
 def test_output_file_appends_whole_lines(cli, images, tmp_path):
     out = tmp_path / "results.jsonl"
     for _ in range(2):
-        run = cli("classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", "-f", "jsonl", "-o", str(out), "-q")
+        run = cli(
+            "classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", "-f", "jsonl", "-o", str(out), "-q"
+        )
         assert run.returncode == 0 and run.stdout == ""
     lines = out.read_text().splitlines()
     assert len(lines) == 2 and all(json.loads(line)["source"].endswith("cat.bmp") for line in lines)
@@ -120,7 +144,13 @@ def test_bad_images_become_error_records_and_the_rest_is_classified(cli, bad_fol
     named = by_name(records(run.stdout))
     assert len(named) == 11
     errors = {name: row["error"] for name, row in named.items() if "error" in row}
-    assert set(errors) == {"01_truncated.jpg", "02_empty.jpg", "03_text.png", "09_dangling.jpg", "11_missing.jpg"}
+    assert set(errors) == {
+        "01_truncated.jpg",
+        "02_empty.jpg",
+        "03_text.png",
+        "09_dangling.jpg",
+        "11_missing.jpg",
+    }
     assert "truncated JPEG" in errors["01_truncated.jpg"] and "empty" in errors["02_empty.jpg"]
     assert "No such file" in errors["11_missing.jpg"]
     for name in ("04_sixteen_bit.png", "05_gray.png", "06_rgba.png", "07_cmyk.jpg", "08_very_large.jpg"):
@@ -172,8 +202,19 @@ def test_usage_errors_exit_2(cli, images):
 
 
 def test_labels_option_and_threshold(cli, images, mirror):
-    run = cli("classify", str(images / "cat.bmp"), "-m", str(mirror / "mobilenet_v2_1_0_quant.tflite"),
-              "--labels", str(mirror / "labels" / "imagenet_labels_1000.txt"), "--threshold", "0.5", "-f", "jsonl", "-q")
+    run = cli(
+        "classify",
+        str(images / "cat.bmp"),
+        "-m",
+        str(mirror / "mobilenet_v2_1_0_quant.tflite"),
+        "--labels",
+        str(mirror / "labels" / "imagenet_labels_1000.txt"),
+        "--threshold",
+        "0.5",
+        "-f",
+        "jsonl",
+        "-q",
+    )
     top = records(run.stdout)[0]["top_k"]
     assert [p["label"] for p in top] == ["Egyptian cat"] and top[0]["index"] == 285
 
@@ -196,8 +237,10 @@ def test_models_pull_verify_path_info(cli, tmp_path):
     assert cli("models", "pull", "v1-0.25-128", "--edgetpu", env=env).returncode == 0
     verify = cli("models", "verify", "--format", "json", env=env)
     assert verify.returncode == 0
-    assert {r["file"] for r in json.loads(verify.stdout)} == {"mobilenet_v1_0.25_128_quant.tflite",
-                                                              "mobilenet_v1_0.25_128_quant_edgetpu.tflite"}
+    assert {r["file"] for r in json.loads(verify.stdout)} == {
+        "mobilenet_v1_0.25_128_quant.tflite",
+        "mobilenet_v1_0.25_128_quant_edgetpu.tflite",
+    }
     path = cli("models", "path", "v1-0.25-128", env=env).stdout.strip()
     assert path.endswith("mobilenet_v1_0.25_128_quant.tflite") and os.path.exists(path)
     info = json.loads(cli("models", "info", "v1-0.25-128", "--format", "json", env=env).stdout)

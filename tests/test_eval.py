@@ -10,16 +10,29 @@ import pytest
 from edgenet.evaluate import class_lookup, true_class
 from edgenet.labels import imagenet_labels
 
-EVAL_MODELS = {"v1-0.25-128": "mobilenet_v1_0.25_128_quant.tflite", "v1-0.5-160": "mobilenet_v1_0.5_160_quant.tflite",
-               "v1-0.75-192": "mobilenet_v1_0.75_192_quant.tflite", "v2-qat": "mobilenet_v2_1.0_224_quant.tflite",
-               "v2": "tf2_mobilenet_v2_1.0_224_ptq.tflite"}
+EVAL_MODELS = {
+    "v1-0.25-128": "mobilenet_v1_0.25_128_quant.tflite",
+    "v1-0.5-160": "mobilenet_v1_0.5_160_quant.tflite",
+    "v1-0.75-192": "mobilenet_v1_0.75_192_quant.tflite",
+    "v2-qat": "mobilenet_v2_1.0_224_quant.tflite",
+    "v2": "tf2_mobilenet_v2_1.0_224_ptq.tflite",
+}
 
 # photo -> its true ImageNet class (label as in imagenet_labels.txt)
-TRUTH = {"bird.bmp": "chickadee", "cat.bmp": "Egyptian cat", "cat_1080p.jpg": "Egyptian cat",
-         "cat_720p.jpg": "Egyptian cat", "dragonfly.bmp": "dragonfly, darning needle, devil's darning needle, "
-         "sewing needle, snake feeder, snake doctor, mosquito hawk, skeeter hawk", "grace_hopper.bmp": "military uniform",
-         "hot_dog.jpg": "hotdog, hot dog, red hot", "owl.jpg": "great grey owl, great gray owl, Strix nebulosa",
-         "parrot.jpg": "macaw", "pets.jpg": "Italian greyhound", "sunflower.bmp": "daisy"}
+TRUTH = {
+    "bird.bmp": "chickadee",
+    "cat.bmp": "Egyptian cat",
+    "cat_1080p.jpg": "Egyptian cat",
+    "cat_720p.jpg": "Egyptian cat",
+    "dragonfly.bmp": "dragonfly, darning needle, devil's darning needle, "
+    "sewing needle, snake feeder, snake doctor, mosquito hawk, skeeter hawk",
+    "grace_hopper.bmp": "military uniform",
+    "hot_dog.jpg": "hotdog, hot dog, red hot",
+    "owl.jpg": "great grey owl, great gray owl, Strix nebulosa",
+    "parrot.jpg": "macaw",
+    "pets.jpg": "Italian greyhound",
+    "sunflower.bmp": "daisy",
+}
 
 
 def reference_top5(model_path, image_path):
@@ -37,7 +50,9 @@ def reference_top5(model_path, image_path):
     nh, nw = (short, round(w * short / h)) if h <= w else (round(h * short / w), short)
     resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
     top, left = (nh - size) // 2, (nw - size) // 2
-    interpreter.set_tensor(detail["index"], resized[top : top + size, left : left + size][None].astype(np.uint8))
+    interpreter.set_tensor(
+        detail["index"], resized[top : top + size, left : left + size][None].astype(np.uint8)
+    )
     interpreter.invoke()
     scores = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
     return [int(i) for i in np.argsort(-scores.astype(np.int32), kind="stable")[:5]]
@@ -75,7 +90,9 @@ def test_true_class_from_folder_or_prefix(imagenet_folder):
     assert len(found) == 11 and found["n01592084_bird.bmp"] == 20 and found["cat.bmp"] == 286
     assert found["n01818515_parrot.jpg"] == 89 and found["owl.jpg"] == 25  # owl.jpg is in n01622779/
     lookup_1000 = class_lookup(list(imagenet_labels())[1:], 1000)
-    assert true_class(str(imagenet_folder / "n02124075" / "cat.bmp"), str(imagenet_folder), lookup_1000) == 285
+    assert (
+        true_class(str(imagenet_folder / "n02124075" / "cat.bmp"), str(imagenet_folder), lookup_1000) == 285
+    )
 
 
 def test_label_names_work_as_class_folders(tmp_path, images):
@@ -104,7 +121,7 @@ def test_eval_equals_the_reference_accuracy(cli, imagenet_folder, model_file, mi
 
 
 def test_eval_v2_knows_what_the_manifest_says(cli, imagenet_folder):
-    """MANIFEST: v2 with crop misses grace_hopper (mortarboard) and owl (ruffed grouse), and has both in its top 3."""
+    """MANIFEST: v2 (crop) misses grace_hopper (mortarboard) and owl (ruffed grouse); both are in top 3."""
     report = json.loads(cli("eval", str(imagenet_folder), "-m", "v2", "-f", "json").stdout)
     assert report["top1"] == pytest.approx(9 / 11) and report["top5"] == 1.0
 

@@ -3,7 +3,15 @@ import numpy as np
 import pytest
 
 from edgenet.errors import InputError
-from edgenet.imaging import crop_box, decode_image, jpeg_dimensions, prepare, read_image, resize_frame, to_input_tensor
+from edgenet.imaging import (
+    crop_box,
+    decode_image,
+    jpeg_dimensions,
+    prepare,
+    read_image,
+    resize_frame,
+    to_input_tensor,
+)
 from edgenet.runtime import InputSpec
 
 
@@ -54,7 +62,9 @@ def test_int8_input_is_pixel_xor_0x80():
     assert tensor[0].tolist() == [[[-128, 0, 127]]]
 
 
-@pytest.mark.parametrize(("value_range", "expected"), [((-1.0, 1.0), [-1.0, 0.0039216, 1.0]), ((0.0, 1.0), [0.0, 0.50196, 1.0])])
+@pytest.mark.parametrize(
+    ("value_range", "expected"), [((-1.0, 1.0), [-1.0, 0.0039216, 1.0]), ((0.0, 1.0), [0.0, 0.50196, 1.0])]
+)
 def test_float_input_maps_pixels_linearly_to_the_range(value_range, expected):
     pixels = np.array([[[0, 128, 255]]], dtype=np.uint8)
     tensor = to_input_tensor(pixels, spec("float32", 0.0, 0, value_range, "default"))

@@ -1,4 +1,12 @@
-from edgenet.labels import embedded_labels, fit_to_classes, imagenet_labels, imagenet_wnids, labels_for_model, parse_labels, read_labels
+from edgenet.labels import (
+    embedded_labels,
+    fit_to_classes,
+    imagenet_labels,
+    imagenet_wnids,
+    labels_for_model,
+    parse_labels,
+    read_labels,
+)
 
 
 def test_four_formats_parse_to_the_same_list(mirror):

@@ -1,16 +1,21 @@
 import json
 
 import pytest
+from broker import Broker, Subscriber
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker import Broker, Subscriber
 from edgenet.metrics import PromTextfile
 from edgenet.mqtt import MqttPublisher, parse_host
 
-GOOD = {"source": "a.jpg", "frame": 0, "model": "v2", "delegate": "xnnpack",
-        "top_k": [{"index": 286, "label": "Egyptian cat", "score": 0.8}],
-        "latency_ms": {"decode": 1.0, "preprocess": 0.2, "inference": 3.0, "postprocess": 0.01, "total": 4.2},
-        "time": "2026-11-25T14:30:00.123Z"}
+GOOD = {
+    "source": "a.jpg",
+    "frame": 0,
+    "model": "v2",
+    "delegate": "xnnpack",
+    "top_k": [{"index": 286, "label": "Egyptian cat", "score": 0.8}],
+    "latency_ms": {"decode": 1.0, "preprocess": 0.2, "inference": 3.0, "postprocess": 0.01, "total": 4.2},
+    "time": "2026-11-25T14:30:00.123Z",
+}
 BAD = {"source": "b.jpg", "frame": 1, "model": "v2", "error": "cannot decode image: empty", "time": "x"}
 
 
@@ -25,7 +30,9 @@ def test_prom_textfile_parses_with_prometheus_clients_parser(tmp_path):
     assert frames.value == 3 and frames.labels == {"model": "v2", "delegate": "xnnpack"}
     errors = next(s for s in families["edgenet_errors"].samples if s.name == "edgenet_errors_total")
     assert errors.value == 1
-    count = next(s for s in families["edgenet_inference_latency_seconds"].samples if s.name.endswith("_count"))
+    count = next(
+        s for s in families["edgenet_inference_latency_seconds"].samples if s.name.endswith("_count")
+    )
     assert count.value == 2
     total = next(s for s in families["edgenet_inference_latency_seconds"].samples if s.name.endswith("_sum"))
     assert total.value == pytest.approx(0.006)
@@ -54,7 +61,9 @@ def test_messages_availability_and_stats_reach_a_real_broker(broker):
     assert subscriber.wait_for(lambda m: sum(t == "edgenet/test/results" for t, _, _ in m) == 2)
     assert subscriber.wait_for(lambda m: any(t == "edgenet/test/stats" for t, _, _ in m))
     results = [json.loads(p) for t, p, _ in subscriber.messages if t == "edgenet/test/results"]
-    assert results[0]["top_k"][0]["label"] == "Egyptian cat" and results[1]["error"].startswith("cannot decode")
+    assert results[0]["top_k"][0]["label"] == "Egyptian cat" and results[1]["error"].startswith(
+        "cannot decode"
+    )
     status = [p.decode() for t, p, _ in subscriber.messages if t == "edgenet/test/status"]
     assert status[0] == "online" and status[-1] == "offline"
     stats = json.loads(next(p for t, p, _ in subscriber.messages if t == "edgenet/test/stats"))

@@ -25,7 +25,14 @@ def test_backend_is_ai_edge_litert_by_default():
     ("file", "dtype", "scale", "zero_point", "value_range", "source"),
     [
         ("mobilenet_v1_0.25_128_quant.tflite", "uint8", 0.0078125, 128, (-1.0, 0.9921875), "quantization"),
-        ("mobilenet_edgetpu_0.75_224_post_training_quant.tflite", "uint8", 0.011570743, 123, None, "quantization"),
+        (
+            "mobilenet_edgetpu_0.75_224_post_training_quant.tflite",
+            "uint8",
+            0.011570743,
+            123,
+            None,
+            "quantization",
+        ),
         ("mobilenet_v2_1_0_quant.tflite", "uint8", 1 / 255, 0, (0.0, 1.0), "quantization"),
         ("mobilenet_v1_0.25_224_1_default_1.tflite", "float32", 0.0, 0, (-1.0, 1.0), "default"),
         ("Mobilenet_v3_small_quant.tflite", "float32", 0.0, 0, (0.0, 1.0), "quantize-op"),

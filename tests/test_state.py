@@ -48,9 +48,8 @@ def test_second_lock_says_already_running_and_dies_with_the_holder(tmp_path):
     holder = ctx.Process(target=_hold_lock, args=(path, ready, release))
     holder.start()
     assert ready.wait(10)
-    with pytest.raises(AlreadyRunning, match=f"pid {holder.pid}"):
-        with RunLock(path):
-            pass
+    with pytest.raises(AlreadyRunning, match=f"pid {holder.pid}"), RunLock(path):
+        pass
     holder.kill()  # SIGKILL: the kernel drops the flock
     holder.join(10)
     with RunLock(path):

@@ -91,6 +91,7 @@ class FlakyCapture:
 
 # -- sources -------------------------------------------------------------------------------------------
 
+
 def test_video_frames_gives_every_frame_in_order(clip):
     frames = list(sources.video_frames(str(clip)))
     assert [f.index for f in frames] == list(range(FRAMES))
@@ -117,14 +118,17 @@ def test_videos_are_recognised_by_extension():
     assert not sources.is_video("cat.jpg") and not sources.is_video("video")
 
 
-@pytest.mark.parametrize("text, kind, device, name", [
-    ("0", "opencv", 0, "camera:0"),
-    ("2", "opencv", 2, "camera:2"),
-    ("/dev/video1", "opencv", "/dev/video1", "camera:/dev/video1"),
-    ("picamera2", "picamera2", 0, "camera:picamera2:0"),
-    ("picamera2:1", "picamera2", 1, "camera:picamera2:1"),
-    ("rtsp://cam.local/stream", "opencv", "rtsp://cam.local/stream", "camera:rtsp://cam.local/stream"),
-])
+@pytest.mark.parametrize(
+    "text, kind, device, name",
+    [
+        ("0", "opencv", 0, "camera:0"),
+        ("2", "opencv", 2, "camera:2"),
+        ("/dev/video1", "opencv", "/dev/video1", "camera:/dev/video1"),
+        ("picamera2", "picamera2", 0, "camera:picamera2:0"),
+        ("picamera2:1", "picamera2", 1, "camera:picamera2:1"),
+        ("rtsp://cam.local/stream", "opencv", "rtsp://cam.local/stream", "camera:rtsp://cam.local/stream"),
+    ],
+)
 def test_parse_camera(text, kind, device, name):
     assert sources.parse_camera(text) == sources.CameraSpec(kind, device, name)
 
@@ -196,6 +200,7 @@ def test_camera_that_gives_no_first_frame_is_a_device_error(clip):
 
 # -- pipeline --------------------------------------------------------------------------------------------
 
+
 def test_file_stream_classifies_every_frame_in_order(clip, classifier):
     from edgenet.pipeline import classify_stream
 
@@ -212,8 +217,9 @@ def test_live_stream_takes_the_newest_frame_and_counts_the_drops(tmp_path, photo
 
     frames = 30
     long_clip = write_clip(tmp_path / "long.avi", photos, frames)
-    camera = sources.CameraFrames(lambda: FlakyCapture(long_clip, frames, pace=0.004), "camera:test",
-                                  reconnect=0)
+    camera = sources.CameraFrames(
+        lambda: FlakyCapture(long_clip, frames, pace=0.004), "camera:test", reconnect=0
+    )
     records = []
     with pytest.raises(DeviceError):  # the clip ends: a camera that is lost for good after --reconnect 0
         for result in classify_stream(camera, classifier, live=True):
@@ -234,8 +240,9 @@ def test_stream_stops_after_the_frame_in_flight(clip, classifier):
 
     stop = []
     seen = []
-    for result in classify_stream(sources.video_frames(str(clip)), classifier, live=False,
-                                  should_stop=lambda: bool(stop)):
+    for result in classify_stream(
+        sources.video_frames(str(clip)), classifier, live=False, should_stop=lambda: bool(stop)
+    ):
         seen.append(result.frame)
         if len(seen) == 3:
             stop.append(True)
@@ -263,6 +270,7 @@ def test_live_view_and_summary_render(clip, classifier):
 
 # -- command line ---------------------------------------------------------------------------------------
 
+
 def records(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines()]
 
@@ -278,8 +286,18 @@ def test_cli_video_gives_one_record_per_frame(cli, clip):
 
 
 def test_cli_max_frames_and_videos_as_plain_inputs(cli, clip, photos):
-    done = cli("classify", str(photos[0]), str(clip), "--max-frames", "5", "--model", "v1-0.25-128",
-               "--format", "jsonl", "--quiet")
+    done = cli(
+        "classify",
+        str(photos[0]),
+        str(clip),
+        "--max-frames",
+        "5",
+        "--model",
+        "v1-0.25-128",
+        "--format",
+        "jsonl",
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     found = records(done.stdout)
     expected = [(str(photos[0]), 0)] + [(str(clip), i) for i in range(4)]
@@ -289,8 +307,9 @@ def test_cli_max_frames_and_videos_as_plain_inputs(cli, clip, photos):
 
 
 def test_cli_camera_path_with_a_file_as_the_device(cli, clip):
-    done = cli("classify", "--camera", str(clip), "--max-frames", "4", "--model", "v1-0.25-128",
-               "--format", "jsonl")
+    done = cli(
+        "classify", "--camera", str(clip), "--max-frames", "4", "--model", "v1-0.25-128", "--format", "jsonl"
+    )
     found = records(done.stdout)
     # read as a camera, the clip runs ahead of the model: stale frames are dropped, and its end is a "lost
     # camera" (an error record, exit 1) if the 4 records were not all taken before that
@@ -312,16 +331,26 @@ def test_cli_camera_0_without_a_camera_exits_4(cli):
     assert "picamera2" in done.stderr and "Try:" in done.stderr and len(done.stderr.splitlines()) == 1
 
 
-@pytest.mark.parametrize("args", [
-    ["--max-frames", "3"],  # stream options without a stream
-    ["--width", "640", "--video", "{clip}"],  # capture size without a camera
-    ["--camera", "0", "--video", "{clip}"],  # a camera and files at once
-    ["--camera", "picamera2:front"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--max-frames", "3"],  # stream options without a stream
+        ["--width", "640", "--video", "{clip}"],  # capture size without a camera
+        ["--camera", "0", "--video", "{clip}"],  # a camera and files at once
+        ["--camera", "picamera2:front"],
+    ],
+)
 def test_cli_stream_usage_errors_exit_2(cli, clip, photos, args):
     args = [a.replace("{clip}", str(clip)) for a in args]
-    done = cli("classify", str(photos[0]) if "--video" not in args and "--camera" not in args else "--quiet",
-               *args, "--model", "v1-0.25-128", "--format", "jsonl")
+    done = cli(
+        "classify",
+        str(photos[0]) if "--video" not in args and "--camera" not in args else "--quiet",
+        *args,
+        "--model",
+        "v1-0.25-128",
+        "--format",
+        "jsonl",
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("edgenet: error: ") and done.stdout == ""
 
@@ -329,8 +358,20 @@ def test_cli_stream_usage_errors_exit_2(cli, clip, photos, args):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_cli_signal_stops_cleanly_with_130(clip, signum):
     # --camera with a file never ends on its own: at the end of the clip the "camera" is lost and reopened
-    command = [sys.executable, "-m", "edgenet", "classify", "--camera", str(clip), "--reconnect", "1000",
-               "--model", "v1-0.25-128", "--format", "jsonl"]
+    command = [
+        sys.executable,
+        "-m",
+        "edgenet",
+        "classify",
+        "--camera",
+        str(clip),
+        "--reconnect",
+        "1000",
+        "--model",
+        "v1-0.25-128",
+        "--format",
+        "jsonl",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = [process.stdout.readline() for _ in range(3)]
@@ -370,8 +411,19 @@ def test_record_writer_keeps_order_and_hands_failures_back():
 
 def test_cli_stream_into_a_closed_pipe_ends_quietly(tmp_path, photos):
     long_clip = write_clip(tmp_path / "long.avi", photos, 300)
-    command = [sys.executable, "-m", "edgenet", "classify", "--video", str(long_clip), "--model",
-               "v1-0.25-128", "--format", "jsonl", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "edgenet",
+        "classify",
+        "--video",
+        str(long_clip),
+        "--model",
+        "v1-0.25-128",
+        "--format",
+        "jsonl",
+        "--quiet",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = process.stdout.readline()
     process.stdout.close()  # like `| head -1`

@@ -10,8 +10,22 @@ import pytest
 from edgenet import zoo
 from edgenet.errors import ModelError, UsageError
 
-REQUIRED = ["v1-0.25-128", "v1-0.5-160", "v1-0.75-192", "v1-0.75-224", "v1", "v1-0.25-224-float", "v2", "v2-qat",
-            "v2-keras", "v2-inat-bird", "v3-small", "v3-edgetpu", "mobilenet-edgetpu", "mobilenet-edgetpu-0.75"]
+REQUIRED = [
+    "v1-0.25-128",
+    "v1-0.5-160",
+    "v1-0.75-192",
+    "v1-0.75-224",
+    "v1",
+    "v1-0.25-224-float",
+    "v2",
+    "v2-qat",
+    "v2-keras",
+    "v2-inat-bird",
+    "v3-small",
+    "v3-edgetpu",
+    "mobilenet-edgetpu",
+    "mobilenet-edgetpu-0.75",
+]
 
 
 def test_catalog_has_the_family():
@@ -81,7 +95,10 @@ def test_archive_member_is_extracted_and_verified(tmp_path, monkeypatch, model_f
     archive_mirror = tmp_path / "mirror"
     archive_mirror.mkdir()
     with tarfile.open(archive_mirror / "v3-small_224_1.0_uint8.tgz", "w:gz") as tar:
-        tar.add(model_file("v3-small_224_1.0_uint8.tflite"), arcname="v3-small_224_1.0_uint8/v3-small_224_1.0_uint8.tflite")
+        tar.add(
+            model_file("v3-small_224_1.0_uint8.tflite"),
+            arcname="v3-small_224_1.0_uint8/v3-small_224_1.0_uint8.tflite",
+        )
     monkeypatch.setenv("EDGENET_MODEL_MIRROR", str(archive_mirror))
     monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
     path = zoo.pull(zoo.get_spec("v3-small").artifact)
@@ -123,7 +140,9 @@ def test_no_network_and_no_mirror_says_how_to_get_the_file(tmp_path, monkeypatch
     with pytest.raises(ModelError) as caught:
         zoo.pull(artifact)
     message = str(caught.value)
-    assert "EDGENET_MODEL_MIRROR" in message and str(tmp_path / "home" / "models" / "nothing.tflite") in message
+    assert (
+        "EDGENET_MODEL_MIRROR" in message and str(tmp_path / "home" / "models" / "nothing.tflite") in message
+    )
     assert "\n" not in message
 
 

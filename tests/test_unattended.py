@@ -1,0 +1,274 @@
+"""Cron and fleet runs of the real console script: state, locks, kill -9, SIGTERM, metrics, MQTT."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import pytest
+from broker import Broker, Subscriber
+from conftest import ROOT
+from prometheus_client.parser import text_string_to_metric_families
+
+
+@pytest.fixture(scope="module")
+def many_photos(tmp_path_factory, images):
+    """400 real photo crops (320x240 JPEGs), enough for a run that can be killed half way."""
+    folder = tmp_path_factory.mktemp("photos")
+    sources = [cv2.imread(str(p)) for p in sorted(images.glob("*.bmp"))]
+    for i in range(400):
+        image = sources[i % len(sources)]
+        h, w = image.shape[:2]
+        top, left = (i * 7) % (h - 240), (i * 13) % (w - 320)
+        cv2.imwrite(str(folder / f"img_{i:04d}.jpg"), image[top : top + 240, left : left + 320])
+    return folder
+
+
+def start(*args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgenet", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+        env=dict(os.environ),
+    )
+
+
+def wait_for_lines(path, count, process, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count("\n") >= count:
+            return
+        if process.poll() is not None:
+            pytest.fail(f"run ended before {count} records: {process.stderr.read()}")
+        time.sleep(0.005)
+    pytest.fail(f"no {count} records within {timeout} s")
+
+
+def read_records(path):
+    text = path.read_text()
+    assert text.endswith("\n"), "the last line is partial"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def classify_args(folder, state, output, *extra):
+    # v1-0.5-160 with one thread: slow enough per image to be caught in the middle
+    return [
+        "classify",
+        str(folder),
+        "-m",
+        "v1-0.5-160",
+        "-t",
+        "1",
+        "-f",
+        "jsonl",
+        "-q",
+        "--state",
+        str(state),
+        "--output",
+        str(output),
+        *extra,
+    ]
+
+
+def test_kill_9_in_the_middle_loses_nothing(many_photos, tmp_path):
+    state, output = tmp_path / "photos.state", tmp_path / "out.jsonl"
+    process = start(*classify_args(many_photos, state, output))
+    wait_for_lines(output, 120, process)
+    process.kill()
+    process.wait(10)
+    first = read_records(output)
+    assert 120 <= len(first) < 400, "the kill came too late to test anything"
+    rerun = subprocess.run(
+        [sys.executable, "-m", "edgenet", *classify_args(many_photos, state, output)],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        timeout=300,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    records = read_records(output)
+    sources = [os.path.basename(r["source"]) for r in records]
+    assert set(sources) == {f"img_{i:04d}.jpg" for i in range(400)}
+    assert len(sources) - len(set(sources)) <= 1  # at most the image in flight is done twice
+    again = subprocess.run(
+        [sys.executable, "-m", "edgenet", *classify_args(many_photos, state, output)],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        timeout=120,
+    )
+    assert again.returncode == 0 and len(read_records(output)) == len(records)  # nothing new: no records
+
+
+def test_sigterm_flushes_and_the_state_matches(many_photos, tmp_path):
+    import sqlite3
+
+    state, output = tmp_path / "s.state", tmp_path / "out.jsonl"
+    process = start(*classify_args(many_photos, state, output))
+    wait_for_lines(output, 50, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    records = read_records(output)
+    assert 50 <= len(records) < 400
+    with sqlite3.connect(state) as db:
+        done = {os.path.basename(row[0]) for row in db.execute("SELECT path FROM seen")}
+    assert done == {os.path.basename(r["source"]) for r in records}
+
+
+def test_a_second_run_says_already_running(many_photos, tmp_path):
+    state, output = tmp_path / "s.state", tmp_path / "out.jsonl"
+    first = start(*classify_args(many_photos, state, output))
+    wait_for_lines(output, 5, first)
+    second = subprocess.run(
+        [sys.executable, "-m", "edgenet", *classify_args(many_photos, state, tmp_path / "b.jsonl")],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        timeout=60,
+    )
+    first.kill()
+    first.wait(10)
+    assert second.returncode == 0
+    assert "already running" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert not (tmp_path / "b.jsonl").exists() or (tmp_path / "b.jsonl").read_text() == ""
+
+
+def test_changed_file_counts_as_new(images, tmp_path, cli):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes((images / "parrot.jpg").read_bytes())
+    (folder / "b.bmp").write_bytes((images / "cat.bmp").read_bytes())
+    state, output = tmp_path / "s.state", tmp_path / "o.jsonl"
+    args = ["classify", str(folder), "-m", "v2", "-f", "jsonl", "--state", str(state), "-o", str(output)]
+    assert cli(*args).returncode == 0
+    (folder / "a.jpg").write_bytes((images / "hot_dog.jpg").read_bytes())
+    run = cli(*args)
+    assert run.returncode == 0
+    records = read_records(output)
+    assert [os.path.basename(r["source"]) for r in records] == ["a.jpg", "b.bmp", "a.jpg"]
+    assert records[-1]["top_k"][0]["label"] == "hotdog, hot dog, red hot"
+
+
+def test_prometheus_textfile_from_a_real_run(images, tmp_path, cli):
+    prom = tmp_path / "edgenet.prom"
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    run = cli(
+        "classify",
+        str(images),
+        str(tmp_path / "empty.jpg"),
+        "-m",
+        "v1-0.25-128",
+        "-f",
+        "jsonl",
+        "-q",
+        "--prom-textfile",
+        str(prom),
+    )
+    assert run.returncode == 1
+    samples = {s.name: s for f in text_string_to_metric_families(prom.read_text()) for s in f.samples}
+    assert samples["edgenet_frames_total"].value == 13 and samples["edgenet_errors_total"].value == 1
+    assert samples["edgenet_inference_latency_seconds_count"].value == 12
+    assert samples["edgenet_frames_total"].labels["model"] == "v1-0.25-128"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    running = Broker(tmp_path)
+    yield running
+    running.stop()
+
+
+def test_records_reach_the_broker_and_the_last_will_fires_on_kill(broker, many_photos, tmp_path):
+    subscriber = Subscriber(broker, "edgenet/pi7/#")
+    output = tmp_path / "out.jsonl"
+    process = start(
+        "classify",
+        str(many_photos),
+        "-m",
+        "v1-0.5-160",
+        "-t",
+        "1",
+        "-f",
+        "jsonl",
+        "-q",
+        "-o",
+        str(output),
+        "--mqtt",
+        broker.address,
+        "--mqtt-topic",
+        "edgenet/pi7",
+    )
+    wait_for_lines(output, 20, process)
+    assert subscriber.wait_for(lambda m: sum(t == "edgenet/pi7/results" for t, _, _ in m) >= 10)
+    assert ("edgenet/pi7/status", b"online", False) in subscriber.messages or any(
+        t == "edgenet/pi7/status" and p == b"online" for t, p, _ in subscriber.messages
+    )
+    process.kill()
+    process.wait(10)
+    assert subscriber.wait_for(lambda m: any(t == "edgenet/pi7/status" and p == b"offline" for t, p, _ in m))
+    first = json.loads(next(p for t, p, _ in subscriber.messages if t == "edgenet/pi7/results"))
+    assert first["model"] == "v1-0.5-160" and first["frame"] == 0
+    subscriber.close()
+
+
+def test_broker_down_is_a_device_error(images, cli):
+    from broker import free_port
+
+    run = cli("classify", str(images / "cat.bmp"), "--mqtt", f"127.0.0.1:{free_port()}")
+    assert run.returncode == 4 and "MQTT broker" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_two_streams_on_one_camera_do_not_collide(images, tmp_path):
+    """The camera path driven by a video file (VideoCapture opens both): the second run finds it locked."""
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
+    frame = cv2.resize(cv2.imread(str(images / "cat.bmp")), (320, 240))
+    for _ in range(300):
+        writer.write(frame)
+    writer.release()
+    output = tmp_path / "cam.jsonl"
+    first = start(
+        "classify",
+        "--camera",
+        str(clip),
+        "-m",
+        "v1-0.5-160",
+        "-t",
+        "1",
+        "-f",
+        "jsonl",
+        "-q",
+        "-o",
+        str(output),
+    )
+    wait_for_lines(output, 3, first)
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgenet",
+            "classify",
+            "--camera",
+            str(clip),
+            "-m",
+            "v1-0.25-128",
+            "-f",
+            "jsonl",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        timeout=60,
+    )
+    first.kill()
+    first.wait(10)
+    assert second.returncode == 0 and second.stdout == ""
+    assert "already running" in second.stderr and str(clip) in second.stderr
