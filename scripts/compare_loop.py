@@ -101,14 +101,20 @@ def main() -> int:
         ours.append(edgenet_round(classifier, paths, args.passes))
         minimal.append(minimal_round(interpreter, labels, paths, args.passes))
     ours_ms, minimal_ms = statistics.median(ours), statistics.median(minimal)
-    print(f"{len(paths)} photos x {args.passes} passes x {args.rounds} rounds, model {args.model} "
-          f"({os.path.basename(str(opened.resolved.path))}), {threads} thread(s), delegate "
-          f"{classifier.engine.delegate}, {classifier.engine.backend.name} "
-          f"{classifier.engine.backend.version}")
-    print(f"edgenet classify pipeline: {ours_ms:.2f} ms per image "
-          f"(rounds: {', '.join(f'{v:.2f}' for v in ours)})")
-    print(f"minimal sequential loop:   {minimal_ms:.2f} ms per image "
-          f"(rounds: {', '.join(f'{v:.2f}' for v in minimal)})")
+    print(
+        f"{len(paths)} photos x {args.passes} passes x {args.rounds} rounds, model {args.model} "
+        f"({os.path.basename(str(opened.resolved.path))}), {threads} thread(s), delegate "
+        f"{classifier.engine.delegate}, {classifier.engine.backend.name} "
+        f"{classifier.engine.backend.version}"
+    )
+    print(
+        f"edgenet classify pipeline: {ours_ms:.2f} ms per image "
+        f"(rounds: {', '.join(f'{v:.2f}' for v in ours)})"
+    )
+    print(
+        f"minimal sequential loop:   {minimal_ms:.2f} ms per image "
+        f"(rounds: {', '.join(f'{v:.2f}' for v in minimal)})"
+    )
     print(f"ratio edgenet / minimal: {ours_ms / minimal_ms:.3f}")
     return 0
 

@@ -69,40 +69,70 @@ def raw_loop(model_path: str, threads: int, runs: int, min_seconds: float, warmu
         samples.append((t1 - t0) / 1e6)
         if len(samples) >= runs and t1 >= at_least:
             break
-    return {"threads": threads, "runs": len(samples), "init_ms": init_ms,
-            "p50": percentile(samples, 50), "p90": percentile(samples, 90), "mean": statistics.fmean(samples),
-            "min": min(samples)}
+    return {
+        "threads": threads,
+        "runs": len(samples),
+        "init_ms": init_ms,
+        "p50": percentile(samples, 50),
+        "p90": percentile(samples, 90),
+        "mean": statistics.fmean(samples),
+        "min": min(samples),
+    }
 
 
-def side_by_side(model: str, thread_counts: list[int], rounds: int, runs: int, min_seconds: float,
-                 warmup: int) -> int:
+def side_by_side(
+    model: str, thread_counts: list[int], rounds: int, runs: int, min_seconds: float, warmup: int
+) -> int:
     sys.path.insert(0, os.path.dirname(HERE))
     from edgenet import zoo
 
     path = str(zoo.resolve(model).path)
     common = ["--runs", str(runs), "--min-seconds", str(min_seconds), "--warmup", str(warmup)]
-    print(f"model {model} ({os.path.basename(path)}), {rounds} rounds, each side a fresh process per round, "
-          f"{runs} runs / {min_seconds} s / {warmup} warm-up")
+    print(
+        f"model {model} ({os.path.basename(path)}), {rounds} rounds, each side a fresh process per round, "
+        f"{runs} runs / {min_seconds} s / {warmup} warm-up"
+    )
     worst = 0.0
     for threads in thread_counts:
         raw_p50, edgenet_p50 = [], []
         for _ in range(rounds):
-            raw = subprocess.run([sys.executable, __file__, path, "--threads", str(threads), "--json",
-                                  *common], capture_output=True, text=True, check=True)
+            raw = subprocess.run(
+                [sys.executable, __file__, path, "--threads", str(threads), "--json", *common],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             raw_p50.append(json.loads(raw.stdout)["p50"])
-            ours = subprocess.run([sys.executable, "-m", "edgenet", "bench", "--model", model, "--threads",
-                                   str(threads), "--format", "json", *common],
-                                  capture_output=True, text=True, check=True)
+            ours = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "edgenet",
+                    "bench",
+                    "--model",
+                    model,
+                    "--threads",
+                    str(threads),
+                    "--format",
+                    "json",
+                    *common,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             edgenet_p50.append(json.loads(ours.stdout)[0]["latency_ms"]["p50"])
         raw_median, ours_median = statistics.median(raw_p50), statistics.median(edgenet_p50)
         ratio = ours_median / raw_median
         paired = statistics.median(o / r for o, r in zip(edgenet_p50, raw_p50, strict=True))
         worst = max(worst, abs(ratio - 1))
-        print(f"threads {threads}: raw invoke p50 {raw_median:.4f} ms, "
-              f"edgenet bench p50 {ours_median:.4f} ms, "
-              f"ratio {ratio:.3f}, median of per-round ratios {paired:.3f}  "
-              f"(raw rounds {', '.join(f'{v:.3f}' for v in raw_p50)}; "
-              f"edgenet rounds {', '.join(f'{v:.3f}' for v in edgenet_p50)})")
+        print(
+            f"threads {threads}: raw invoke p50 {raw_median:.4f} ms, "
+            f"edgenet bench p50 {ours_median:.4f} ms, "
+            f"ratio {ratio:.3f}, median of per-round ratios {paired:.3f}  "
+            f"(raw rounds {', '.join(f'{v:.3f}' for v in raw_p50)}; "
+            f"edgenet rounds {', '.join(f'{v:.3f}' for v in edgenet_p50)})"
+        )
     print(f"largest deviation from 1.0: {worst * 100:.1f}%")
     return 0
 
@@ -134,9 +164,11 @@ def interleaved(model: str, thread_counts: list[int], blocks: int, block_runs: i
                 raw_invoke()
                 raw_samples.append((clock() - t0) / 1e6)
         raw_p50, ours_p50 = percentile(raw_samples, 50), percentile(ours_samples, 50)
-        print(f"threads {threads}: {blocks} alternating blocks of {block_runs}: "
-              f"raw invoke p50 {raw_p50:.4f} ms, edgenet time_invoke p50 {ours_p50:.4f} ms, "
-              f"ratio {ours_p50 / raw_p50:.3f}")
+        print(
+            f"threads {threads}: {blocks} alternating blocks of {block_runs}: "
+            f"raw invoke p50 {raw_p50:.4f} ms, edgenet time_invoke p50 {ours_p50:.4f} ms, "
+            f"ratio {ours_p50 / raw_p50:.3f}"
+        )
     return 0
 
 
@@ -148,12 +180,16 @@ def main() -> int:
     parser.add_argument("--min-seconds", type=float, default=1.0)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--side-by-side", action="store_true",
-                        help="alternate raw and edgenet bench processes")
+    parser.add_argument(
+        "--side-by-side", action="store_true", help="alternate raw and edgenet bench processes"
+    )
     parser.add_argument("--model", default="v2", help="zoo name or path for --side-by-side")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--interleaved", action="store_true",
-                        help="one process, alternating blocks of --runs (--rounds blocks per side)")
+    parser.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="one process, alternating blocks of --runs (--rounds blocks per side)",
+    )
     args = parser.parse_args()
     if args.interleaved:
         counts = [int(x) for x in args.threads.split(",")]
@@ -167,8 +203,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"raw invoke: threads {result['threads']}, {result['runs']} runs, p50 {result['p50']:.4f} ms, "
-              f"p90 {result['p90']:.4f} ms, mean {result['mean']:.4f} ms")
+        print(
+            f"raw invoke: threads {result['threads']}, {result['runs']} runs, p50 {result['p50']:.4f} ms, "
+            f"p90 {result['p90']:.4f} ms, mean {result['mean']:.4f} ms"
+        )
     return 0
 
 

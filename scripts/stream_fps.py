@@ -82,8 +82,21 @@ def stream_fps(clip: Path, model: str) -> tuple[float, int, float]:
     Returns steady fps, records, and how busy inference kept the main thread (sum of the records'
     inference ms over the span): near 1.0 means no frame was waited for, so what is left of the gap to
     the invoke limit is inference itself running slower next to the capture thread."""
-    command = [sys.executable, "-m", "edgenet", "classify", "--video", str(clip), "--model", model,
-               "--threads", "1", "--format", "jsonl", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "edgenet",
+        "classify",
+        "--video",
+        str(clip),
+        "--model",
+        model,
+        "--threads",
+        "1",
+        "--format",
+        "jsonl",
+        "--quiet",
+    ]
     with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
         if done.returncode != 0:
@@ -121,8 +134,10 @@ def main() -> None:
         ratios: list[float] = []
         rates: list[float] = []
         contended = invoke_p50_next_to_decoding(engine, tensor, clip)
-        print(f"invoke p50 while another process decodes the clip: {contended:.3f} ms "
-              f"(alone: {invoke_p50(engine, tensor):.3f} ms)")
+        print(
+            f"invoke p50 while another process decodes the clip: {contended:.3f} ms "
+            f"(alone: {invoke_p50(engine, tensor):.3f} ms)"
+        )
         for run in range(args.repeat):
             before = invoke_p50(engine, tensor)
             fps, count, busy = stream_fps(clip, args.model)
@@ -130,16 +145,22 @@ def main() -> None:
             limit = 1000.0 / before
             ratios.append(fps / limit)
             rates.append(fps)
-            print(f"run {run + 1}: invoke p50 {before:.3f} ms (after {after:.3f}) -> limit {limit:.1f} fps; "
-                  f"stream {count} frames {fps:.1f} fps: ratio {fps / limit:.3f} (main thread in inference "
-                  f"{busy * 100:.1f}% of the time)")
-    print(f"{args.model}, 1 thread, {args.frames} frames {args.size} MJPG, {engine.backend.name} "
-          f"{engine.backend.version}, {os.cpu_count()} cores: ratio median {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); target >= 0.95")
+            print(
+                f"run {run + 1}: invoke p50 {before:.3f} ms (after {after:.3f}) -> limit {limit:.1f} fps; "
+                f"stream {count} frames {fps:.1f} fps: ratio {fps / limit:.3f} (main thread in inference "
+                f"{busy * 100:.1f}% of the time)"
+            )
+    print(
+        f"{args.model}, 1 thread, {args.frames} frames {args.size} MJPG, {engine.backend.name} "
+        f"{engine.backend.version}, {os.cpu_count()} cores: ratio median {statistics.median(ratios):.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f}); target >= 0.95"
+    )
     if rates:
-        print(f"the limit with decoding next door is {1000.0 / contended:.1f} fps: the stream reached "
-              f"{statistics.median(rates) / (1000.0 / contended):.3f} "
-              "of it (median)")
+        print(
+            f"the limit with decoding next door is {1000.0 / contended:.1f} fps: the stream reached "
+            f"{statistics.median(rates) / (1000.0 / contended):.3f} "
+            "of it (median)"
+        )
 
 
 if __name__ == "__main__":
