@@ -182,69 +182,15 @@ class Classifier:
 _DONE = object()
 
 
-class Prefetcher:
-    """Runs `frames` and `classifier.prepare` in a worker thread, handing results over a bounded queue."""
-
-    def __init__(self, frames: Iterator[Frame], classifier: Classifier, depth: int = PREFETCH_DEPTH):
-        self._frames = frames
-        self._classifier = classifier
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="edgenet-prefetch", daemon=True)
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self) -> None:
-        try:
-            for frame in self._frames:
-                if self._stop.is_set() or not self._put(self._classifier.prepare(frame)):
-                    break
-        except BaseException as exc:  # handed to the consumer, re-raised there
-            self._failure = exc
-        finally:
-            self._put(_DONE)
-
-    def __iter__(self) -> Iterator[Prepared]:
-        self._thread.start()
-        try:
-            while True:
-                item = self._queue.get()
-                if item is _DONE:
-                    break
-                yield item
-            if self._failure is not None:
-                raise self._failure
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        close = getattr(self._frames, "close", None)
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
-        if close is not None and not self._thread.is_alive():
-            with contextlib.suppress(Exception):
-                close()
-
-
 def classify_frames(
     frames: Iterator[Frame], classifier: Classifier, *, prefetch: bool = True
 ) -> Iterator[FrameResult]:
-    """Every frame in, one FrameResult out, in order."""
+    """Every frame in, one FrameResult out, in order (decode and preprocess in a worker thread)."""
     if not prefetch:
         for frame in frames:
             yield classifier.infer(classifier.prepare(frame))
         return
-    for item in Prefetcher(frames, classifier):
-        yield classifier.infer(item)
+    yield from classify_stream(frames, classifier, live=False)
 
 
 class FrameHandoff:

@@ -70,6 +70,16 @@ def minimal_round(interpreter, labels: list[str], paths: list[str], passes: int,
     return (time.perf_counter() - started) * 1000 / (passes * len(paths))
 
 
+def invoke_round(engine, runs: int) -> float:
+    """invoke() alone on edgenet's own interpreter (input already set): the runtime's limit per image."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter_ns()
+        engine.invoke()
+        times.append(time.perf_counter_ns() - started)
+    return statistics.median(times) / 1e6
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", default=None)
@@ -81,7 +91,7 @@ def main() -> int:
 
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgenet.bench import default_threads
+    from edgenet.cli import default_threads
     from edgenet.pipeline import open_model
     from edgenet.sources import expand_inputs
 
@@ -96,11 +106,13 @@ def main() -> int:
     labels = classifier.labels or []
     edgenet_round(classifier, paths[:2], 1)  # warm both sides up (first inference, caches)
     minimal_round(interpreter, labels, paths[:2], 1)
-    ours, minimal = [], []
+    ours, minimal, invoke = [], [], []
     for _ in range(args.rounds):
         ours.append(edgenet_round(classifier, paths, args.passes))
         minimal.append(minimal_round(interpreter, labels, paths, args.passes))
+        invoke.append(invoke_round(classifier.engine, args.passes * len(paths)))
     ours_ms, minimal_ms = statistics.median(ours), statistics.median(minimal)
+    invoke_ms = statistics.median(invoke)
     print(
         f"{len(paths)} photos x {args.passes} passes x {args.rounds} rounds, model {args.model} "
         f"({os.path.basename(str(opened.resolved.path))}), {threads} thread(s), delegate "
@@ -115,7 +127,9 @@ def main() -> int:
         f"minimal sequential loop:   {minimal_ms:.2f} ms per image "
         f"(rounds: {', '.join(f'{v:.2f}' for v in minimal)})"
     )
+    print(f"invoke() alone (p50):      {invoke_ms:.2f} ms (rounds: {', '.join(f'{v:.2f}' for v in invoke)})")
     print(f"ratio edgenet / minimal: {ours_ms / minimal_ms:.3f}")
+    print(f"ratio edgenet / invoke:  {ours_ms / invoke_ms:.3f}   minimal / invoke: {minimal_ms / invoke_ms:.3f}")
     return 0
 
 
