@@ -6,8 +6,11 @@ Backend order: ai_edge_litert -> tflite_runtime -> tensorflow.lite (or EDGENET_B
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -414,14 +417,15 @@ class Engine:
             kwargs["experimental_delegates"] = delegates
         if resolver and self.backend.op_resolver_type is not None:
             kwargs["experimental_op_resolver_type"] = getattr(self.backend.op_resolver_type, resolver)
-        try:
-            interpreter = self.backend.interpreter_class(**kwargs)
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(
-                f"cannot load {Path(self.model_path).name}: {_first_line(exc)}; the file is truncated or "
-                "corrupt: pull it again (edgenet models pull NAME --force)"
-            ) from None
-        interpreter.allocate_tensors()  # may raise RuntimeError: handled by _build
+        with _runtime_info_filtered():
+            try:
+                interpreter = self.backend.interpreter_class(**kwargs)
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(
+                    f"cannot load {Path(self.model_path).name}: {_first_line(exc)}; the file is truncated or "
+                    "corrupt: pull it again (edgenet models pull NAME --force)"
+                ) from None
+            interpreter.allocate_tensors()  # may raise RuntimeError: handled by _build
         return interpreter
 
     def _build(self, delegate: str, external_delegate, delegate_label: str | None):
@@ -501,6 +505,35 @@ class Engine:
     def op_counts(self) -> dict[str, int]:
         ops = self.interpreter._get_ops_details()
         return dict(Counter(op["op_name"] for op in ops if op["op_name"] != "DELEGATE").most_common())
+
+
+@contextlib.contextmanager
+def _runtime_info_filtered():
+    """The C++ runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on stderr each time
+    an interpreter is built: noise in every cron log. Capture file descriptor 2 while the interpreter is
+    built and pass on everything but its INFO lines (warnings and errors still show, a moment later)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [
+                line
+                for line in capture.read().decode(errors="replace").splitlines(keepends=True)
+                if not line.startswith("INFO: ")
+            ]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
 
 
 def _count_delegate_nodes(interpreter) -> int:

@@ -251,3 +251,8 @@ def test_models_pull_verify_path_info(cli, tmp_path):
         handle.write(b"\x00\x01\x02")
     bad = cli("models", "verify", env=env)
     assert bad.returncode == 3 and "FAIL" in bad.stderr
+
+
+def test_stderr_has_no_runtime_info_noise(cli, images):
+    run = cli("classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", "-f", "jsonl")
+    assert run.returncode == 0 and "INFO:" not in run.stderr and "1 images, 0 errors" in run.stderr
