@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import io
 import itertools
 import json
 import math
@@ -670,39 +669,15 @@ def published_label(figure: dict) -> str:
 # -- writers ----------------------------------------------------------------------------------------
 
 
-class RecordWriter:
+def record_sink(fmt: str, stream):
     """json (one array at the end), jsonl (a line per record, flushed) or csv (header, a row per record)."""
+    from edgenet import sinks
 
-    def __init__(self, fmt: str, stream):
-        self.fmt = fmt
-        self.stream = stream
-        self.records: list[dict] = []
-        self._csv = None
-        if fmt == "csv":
-            self._buffer = io.StringIO()
-            self._csv = csv.DictWriter(self._buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-            self._csv.writeheader()
-            self._emit()
-
-    def _emit(self) -> None:
-        self.stream.write(self._buffer.getvalue())
-        self.stream.flush()
-        self._buffer.seek(0)
-        self._buffer.truncate()
-
-    def write(self, record: dict) -> None:
-        self.records.append(record)
-        if self.fmt == "jsonl":
-            self.stream.write(json.dumps(record) + "\n")
-            self.stream.flush()
-        elif self.fmt == "csv":
-            self._csv.writerow(csv_row(record))
-            self._emit()
-
-    def close(self) -> None:
-        if self.fmt == "json":
-            self.stream.write(json.dumps(self.records, indent=1) + "\n")
-        self.stream.flush()
+    if fmt == "jsonl":
+        return sinks.JsonlSink(stream)
+    if fmt == "csv":
+        return sinks.CsvSink(stream, fields=CSV_FIELDS, row=csv_row)
+    return sinks.JsonArraySink(stream)
 
 
 def format_for_output(fmt: str, output: str | None) -> str:

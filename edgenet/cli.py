@@ -706,7 +706,7 @@ def bench(
         if not paths:
             raise UsageError(f"no images found in {images} (looked for .jpg .jpeg .png .bmp .webp .tif)")
     stream = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
-    writer = harness.RecordWriter(data_format, stream) if (output or fmt != "table") else None
+    writer = harness.record_sink(data_format, stream) if (output or fmt != "table") else None
     host = harness.host_info()
     seen: set[str] = set()
 
@@ -752,8 +752,8 @@ def bench(
     finally:
         signal.signal(signal.SIGTERM, previous)
         if writer:
-            writer.close()
-        if output:
+            writer.close()  # closes an --output file too
+        elif output:
             stream.close()
     if fmt == "table" and records:
         harness.render_table(records)

@@ -80,10 +80,13 @@ def csv_row(record: dict) -> dict:
 
 
 class CsvSink(Sink):
-    def __init__(self, stream: IO[str]):
+    """A header, then one row per record. `fields` and `row` flatten another kind of record (bench's)."""
+
+    def __init__(self, stream: IO[str], fields: list[str] = CSV_FIELDS, row=csv_row):
         super().__init__(stream)
+        self._row = row
         self._buffer = io.StringIO()
-        self._writer = csv.DictWriter(self._buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+        self._writer = csv.DictWriter(self._buffer, fieldnames=fields, lineterminator="\n")
         if not _appending_to_existing(stream):  # one header per file, however many runs append to it
             self._writer.writeheader()
             self._emit()
@@ -95,8 +98,23 @@ class CsvSink(Sink):
         self._buffer.truncate()
 
     def write(self, record: dict) -> None:
-        self._writer.writerow(csv_row(record))
+        self._writer.writerow(self._row(record))
         self._emit()
+
+
+class JsonArraySink(Sink):
+    """One JSON array, written when the sink closes (bench --format json)."""
+
+    def __init__(self, stream: IO[str]):
+        super().__init__(stream)
+        self.records: list[dict] = []
+
+    def write(self, record: dict) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        self.stream.write(json.dumps(self.records, indent=1) + "\n")
+        super().close()
 
 
 def _appending_to_existing(stream: IO[str]) -> bool:
