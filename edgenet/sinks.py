@@ -102,8 +102,8 @@ class CsvSink(Sink):
         self._emit()
 
 
-class JsonArraySink(Sink):
-    """One JSON array, written when the sink closes (bench --format json)."""
+class CollectingSink(Sink):
+    """Keeps the records and writes them all when it closes."""
 
     def __init__(self, stream: IO[str]):
         super().__init__(stream)
@@ -111,6 +111,10 @@ class JsonArraySink(Sink):
 
     def write(self, record: dict) -> None:
         self.records.append(record)
+
+
+class JsonArraySink(CollectingSink):
+    """One JSON array, written when the sink closes (bench --format json)."""
 
     def close(self) -> None:
         self.stream.write(json.dumps(self.records, indent=1) + "\n")
@@ -124,15 +128,8 @@ def _appending_to_existing(stream: IO[str]) -> bool:
         return False
 
 
-class TableSink(Sink):
-    """Collects records and renders one rich table at the end (people read it; scripts use jsonl/csv)."""
-
-    def __init__(self, stream: IO[str]):
-        super().__init__(stream)
-        self.records: list[dict] = []
-
-    def write(self, record: dict) -> None:
-        self.records.append(record)
+class TableSink(CollectingSink):
+    """One rich table at the end (people read it; scripts use jsonl/csv)."""
 
     def close(self) -> None:
         from rich.console import Console
