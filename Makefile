@@ -9,7 +9,7 @@ SAMPLES := $(if $(wildcard $(SHARED)/images),$(SHARED)/images,)
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: venv build-venv run test test-deps lint bench clean
+.PHONY: venv build-venv compat-venv run test test-deps lint bench clean
 
 $(BIN)/edgenet: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ $(BUILD_VENV)/.installed: requirements-build.txt
 
 build-venv: $(BUILD_VENV)/.installed
 
+# The second backend: tflite-runtime 2.14 (Python <= 3.11, numpy < 2), as Coral images ship it. Its own
+# environment, so that the tests run edgenet on it for real next to ai-edge-litert.
+COMPAT_VENV ?= .venv-tflite
+COMPAT_PYTHON ?= python3.11
+$(COMPAT_VENV)/.installed: pyproject.toml
+	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -e '.[tflite-runtime]' 'opencv-python-headless<4.11'
+	@touch $@
+
+compat-venv: $(COMPAT_VENV)/.installed
+
 run: venv
 	$(BIN)/edgenet models pull
 	$(BIN)/edgenet classify $(or $(SAMPLES),$$($(BIN)/edgenet samples)) --top-k 3
@@ -42,7 +54,7 @@ test-deps:
 	if [ -n "$$missing" ]; then echo "installing$$missing (apt-get)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; fi
 
-test: venv build-venv test-deps
+test: venv build-venv compat-venv test-deps
 	$(BIN)/python -m pytest -q
 
 lint: venv
@@ -53,4 +65,4 @@ bench: venv
 	$(BIN)/edgenet bench --threads 1,2
 
 clean:
-	rm -rf $(VENV) $(BUILD_VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BUILD_VENV) $(COMPAT_VENV) build *.egg-info .pytest_cache .ruff_cache
