@@ -128,6 +128,11 @@ def _appending_to_existing(stream: IO[str]) -> bool:
         return False
 
 
+def _short(label: str) -> str:
+    """The first of a label's synonyms, for people ("tabby, tabby cat" -> "tabby"); records keep them all."""
+    return label.split(",")[0]
+
+
 class TableSink(CollectingSink):
     """One rich table at the end (people read it; scripts use jsonl/csv)."""
 
@@ -157,9 +162,9 @@ class TableSink(CollectingSink):
             table.add_row(
                 record["source"],
                 str(record["frame"]),
-                first["label"],
+                _short(first["label"]),
                 f"{first['score']:.3f}",
-                ", ".join(f"{p['label']} {p['score']:.2f}" for p in top[1:]),
+                ", ".join(f"{_short(p['label'])} {p['score']:.2f}" for p in top[1:]),
                 f"{record['latency_ms']['inference']:.2f}",
                 f"{record['latency_ms']['total']:.2f}",
             )
