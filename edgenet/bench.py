@@ -141,6 +141,8 @@ class BenchResult:
     peak_rss_mb: float | None
     seconds: float
     input: str
+    partitions: int = 0  # delegate partitions (XNNPACK splits graphs with ops it does not take)
+    latency_only: bool = False  # random-weight build: its latency is real, its predictions mean nothing
     host: dict = field(default_factory=dict)
     stages: dict | None = None  # e2e: stage -> {mean p50 p90 p99 share}
     time: str = ""
@@ -164,6 +166,8 @@ class BenchResult:
             "peak_rss_mb": _round(self.peak_rss_mb, 1),
             "seconds": _round(self.seconds, 3),
             "input": self.input,
+            "partitions": self.partitions,
+            "latency_only": self.latency_only,
         }
         if self.stages is not None:
             record["stages"] = self.stages
@@ -202,6 +206,8 @@ CSV_FIELDS = [
     "peak_rss_mb",
     "seconds",
     "input",
+    "partitions",
+    "latency_only",
     "decode_p50_ms",
     "preprocess_p50_ms",
     "inference_p50_ms",
@@ -599,6 +605,8 @@ def bench_one(
         peak_rss_mb=peak_rss_mb(),
         seconds=timings.seconds,
         input=described,
+        partitions=engine.partitions,
+        latency_only=bool(opened.resolved.spec and opened.resolved.spec.latency_only),
         host=record_host,
         stages=stage_summary(timings.stages) if timings.stages else None,
         time=utc_now(),
@@ -736,7 +744,7 @@ def render_table(records: Sequence[dict], stream=None) -> None:
         latency = record["latency_ms"]
         figures = published_for(record["model"], data)
         table.add_row(
-            record["model"],
+            record["model"] + (" (latency only)" if record.get("latency_only") else ""),
             record["delegate"],
             str(record["threads"]),
             ms(record["init_ms"]),

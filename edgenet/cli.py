@@ -131,9 +131,7 @@ def classify(
         help="Write Prometheus metrics here (node_exporter textfile collector), atomically.",
     ),
     prom_every: float = typer.Option(15.0, "--prom-every", min=0.0, help="Rewrite the textfile every S s."),
-    mqtt: str | None = typer.Option(
-        None, "--mqtt", help="Publish records to this MQTT broker HOST[:PORT]."
-    ),
+    mqtt: str | None = typer.Option(None, "--mqtt", help="Publish records to this MQTT broker HOST[:PORT]."),
     mqtt_topic: str | None = typer.Option(None, "--mqtt-topic", help="Base topic (edgenet/<hostname>)."),
     mqtt_user: str | None = typer.Option(None, "--mqtt-user", help="MQTT username."),
     mqtt_password: str | None = typer.Option(

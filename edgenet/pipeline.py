@@ -44,6 +44,7 @@ class FrameResult:
     error: str | None = None
     captured: str | None = None
     dropped: int | None = None
+    latency_only: bool = False  # a random-weight model: the record's top_k means nothing
 
     def to_dict(self) -> dict:
         if self.error is not None:
@@ -70,6 +71,8 @@ class FrameResult:
             record["captured"] = self.captured
         if self.dropped is not None:
             record["dropped"] = self.dropped
+        if self.latency_only:
+            record["latency_only"] = True
         return record
 
 
@@ -113,6 +116,7 @@ class Classifier:
         self.resize = resize
         self.top_k = top_k
         self.threshold = threshold
+        self.latency_only = False  # set by open_model for random-weight builds
 
     def prepare(self, frame: Frame) -> Prepared:
         if frame.error is not None or frame.image is None:
@@ -176,6 +180,7 @@ class Classifier:
             time=utc_timestamp(),
             captured=captured,
             dropped=frame.dropped if frame.captured is not None else None,
+            latency_only=self.latency_only,
         )
 
 
@@ -537,6 +542,7 @@ def open_model(
     classifier = Classifier(
         engine, model_name=resolved.name, labels=labels, resize=resize, top_k=top_k, threshold=threshold
     )
+    classifier.latency_only = bool(spec is not None and spec.latency_only)
     return OpenedModel(
         classifier=classifier, resolved=resolved, warnings=warnings, labels_source=labels_source
     )

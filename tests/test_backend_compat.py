@@ -5,7 +5,6 @@ import os
 import subprocess
 
 import pytest
-
 from conftest import ROOT
 
 COMPAT = ROOT / ".venv-tflite" / "bin" / "edgenet"
@@ -13,10 +12,14 @@ COMPAT = ROOT / ".venv-tflite" / "bin" / "edgenet"
 
 def compat(*args):
     if not COMPAT.exists():
-        pytest.fail("the tflite-runtime environment is missing: run `make compat-venv` (make test does)",
-                    pytrace=False)
+        pytest.fail(
+            "the tflite-runtime environment is missing: run `make compat-venv` (make test does)",
+            pytrace=False,
+        )
     env = dict(os.environ, EDGENET_BACKEND="tflite_runtime")
-    return subprocess.run([str(COMPAT), *args], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [str(COMPAT), *args], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT
+    )
 
 
 def test_classify_on_tflite_runtime_agrees_with_ai_edge_litert(images, cli):

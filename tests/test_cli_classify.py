@@ -256,3 +256,28 @@ def test_models_pull_verify_path_info(cli, tmp_path):
 def test_stderr_has_no_runtime_info_noise(cli, images):
     run = cli("classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", "-f", "jsonl")
     assert run.returncode == 0 and "INFO:" not in run.stderr and "1 images, 0 errors" in run.stderr
+
+
+def test_random_weight_models_say_latency_only_in_every_output(cli, images):
+    run = cli("classify", str(images / "cat.bmp"), "-m", "v4-conv-small", "-f", "jsonl")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["latency_only"] is True and "latency only" in run.stderr
+    real = cli("classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", "-f", "jsonl", "-q")
+    assert "latency_only" not in json.loads(real.stdout)
+    bench = cli(
+        "bench",
+        "-m",
+        "v4-conv-small",
+        "-m",
+        "v1-0.25-128",
+        "-t",
+        "1",
+        "--runs",
+        "3",
+        "--min-seconds",
+        "0",
+        "-f",
+        "json",
+    )
+    flags = {r["model"]: (r["latency_only"], r["partitions"]) for r in json.loads(bench.stdout)}
+    assert flags == {"v4-conv-small": (True, 1), "v1-0.25-128": (False, 2)}
