@@ -142,14 +142,19 @@ def to_input_tensor(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     """HxWxC uint8 pixels -> [1, H, W, C] tensor in the model's number format.
 
     A quantized input's own quantization says how the model reads a raw pixel, so uint8 pixels go in as they
-    are (int8: XOR 0x80, i.e. p - 128). A float input, or an explicit --input-range, maps 0..255 linearly to
-    spec.value_range and quantizes with the tensor's (scale, zero point) where there is one.
+    are (int8: XOR 0x80, i.e. p - 128). A float input with metadata gets (p - mean) / std per channel; other
+    float inputs, or an explicit --input-range, map 0..255 linearly to spec.value_range (quantized with the
+    tensor's (scale, zero point) where there is one).
     """
     if spec.range_source != "override":
         if spec.dtype == "uint8":
             return pixels[None]
         if spec.dtype == "int8":
             return (pixels ^ np.uint8(0x80)).view(np.int8)[None]
+    if spec.range_source == "metadata":  # NormalizationOptions: (pixel - mean) / std, per channel
+        mean = np.asarray(spec.mean, np.float32)
+        std = np.asarray(spec.std, np.float32)
+        return ((pixels.astype(np.float32) - mean) / std)[None]
     lo, hi = spec.value_range
     real = pixels.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
     if spec.dtype == "float32":

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgenet.errors import DeviceError, ModelError, UsageError
+from edgenet.metadata import input_normalization
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 DELEGATES = ("auto", "cpu", "xnnpack", "edgetpu")
@@ -50,7 +51,9 @@ class InputSpec:
     scale: float  # quantization scale (0.0 for float inputs)
     zero_point: int
     value_range: tuple[float, float]  # real value of pixel 0 and pixel 255
-    range_source: str  # "quantization", "quantize-op", "default", "override"
+    range_source: str  # "quantization", "metadata", "quantize-op", "default", "override"
+    mean: tuple[float, ...] = ()  # range_source "metadata": (pixel - mean) / std, per channel
+    std: tuple[float, ...] = ()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -72,6 +75,7 @@ class ModelFileInfo:
     size: int
     needs_edgetpu: bool
     custom_ops: tuple[str, ...] = field(default_factory=tuple)
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (mean, std) from metadata
 
 
 @lru_cache(maxsize=4)
@@ -154,6 +158,7 @@ def inspect_model_file(path: str | os.PathLike) -> ModelFileInfo:
         size=len(data),
         needs_edgetpu=needs_edgetpu,
         custom_ops=("edgetpu-custom-op",) if needs_edgetpu else (),
+        normalization=input_normalization(data),
     )
 
 
@@ -202,7 +207,11 @@ def _ends_in_probabilities(interpreter, output_index: int) -> bool:
     return True
 
 
-def input_spec_from_details(detail: dict, interpreter=None, value_range=None) -> InputSpec:
+def input_spec_from_details(
+    detail: dict, interpreter=None, value_range=None, normalization=None
+) -> InputSpec:
+    """A float input's range: --input-range, else the metadata's NormalizationOptions, else the QUANTIZE op
+    that consumes it, else [-1, 1]. Quantized inputs take raw pixels: their quantization is the range."""
     shape = [int(x) for x in detail["shape"]]
     if len(shape) != 4 or shape[0] != 1 or shape[3] not in (1, 3):
         raise ModelError(
@@ -216,6 +225,9 @@ def input_spec_from_details(detail: dict, interpreter=None, value_range=None) ->
         # uint8: pixel p is fed as p; int8: as p - 128. Either way pixel 0 is the type's minimum.
         lo, hi = (scale * (q - zero_point) for q in _QUANT_LIMITS[dtype])
         natural, source = (lo, hi), "quantization"
+    elif dtype == np.float32 and normalization is not None:
+        mean, std = normalization
+        natural, source = ((0.0 - mean[0]) / std[0], (255.0 - mean[0]) / std[0]), "metadata"
     elif dtype == np.float32:
         found = _float_range_from_quantize(interpreter, int(detail["index"])) if interpreter else None
         natural, source = (found, "quantize-op") if found else ((-1.0, 1.0), "default")
@@ -232,6 +244,8 @@ def input_spec_from_details(detail: dict, interpreter=None, value_range=None) ->
         zero_point=int(zero_point or 0),
         value_range=natural,
         range_source=source,
+        mean=tuple(normalization[0]) if source == "metadata" else (),
+        std=tuple(normalization[1]) if source == "metadata" else (),
     )
 
 
@@ -404,7 +418,9 @@ class Engine:
         self.init_ms = (time.perf_counter_ns() - started) / 1e6
         in_detail = self.interpreter.get_input_details()[0]
         out_detail = self.interpreter.get_output_details()[0]
-        self.input = input_spec_from_details(in_detail, self.interpreter, value_range)
+        self.input = input_spec_from_details(
+            in_detail, self.interpreter, value_range, self.file.normalization
+        )
         self.output = output_spec_from_details(out_detail, self.interpreter)
         self._input_index = int(in_detail["index"])
         self._output_index = int(out_detail["index"])
