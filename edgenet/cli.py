@@ -271,13 +271,6 @@ class StopSignals:
             signal.signal(sig, handler)
 
 
-def default_threads() -> int:
-    """For classify and eval: decoding takes a core beside inference (see edgenet.bench.default_threads)."""
-    from edgenet.bench import default_threads as measured_default
-
-    return measured_default(pipeline=True)
-
-
 def run_classify(
     inputs,
     *,
@@ -289,8 +282,6 @@ def run_classify(
     **model_options,
 ) -> int:
     reporting = reporting or Reporting()
-    if model_options.get("threads") is None:
-        model_options["threads"] = default_threads()
     if stream is not None and stream.wanted(inputs):
         if reporting.state:
             raise UsageError("--state keeps track of image files; streams have no state to keep")
@@ -631,7 +622,7 @@ def evaluate(
     opened = open_model(
         model,
         labels_file=labels,
-        threads=threads or default_threads(),
+        threads=threads,
         delegate=delegate,
         resize=resize,
         input_range=_parse_range(input_range),

@@ -515,24 +515,38 @@ def open_model(
             external = load_external_delegate(delegate_lib, None, probe_model=str(resolved.path))
             label = f"external ({os.path.basename(delegate_lib)})"
 
-    engine = Engine(
-        resolved.path,
-        threads=threads,
-        delegate="auto" if external is not None else delegate,
-        external_delegate=external,
-        delegate_label=label,
-        value_range=input_range,
-    )
-    if why and external is None and engine.delegate in ("xnnpack", "cpu"):
-        engine.delegate = f"{engine.delegate} ({why})"
-    if engine.delegate.startswith("cpu") and (threads or 1) > 1 and engine.backend.name == "ai_edge_litert":
+    from edgenet.bench import default_threads
+
+    def build(count: int) -> Engine:
+        return Engine(
+            resolved.path,
+            threads=count,
+            delegate="auto" if external is not None else delegate,
+            external_delegate=external,
+            delegate_label=label,
+            value_range=input_range,
+        )
+
+    engine = build(threads or default_threads(pipeline=True))
+    builtin = engine.delegate.startswith("cpu") and engine.backend.name == "ai_edge_litert"
+    if builtin and engine.threads > 1:
+        # ai-edge-litert's builtin kernels are pathological with 2+ threads (V1-0.25: 5-13 ms vs 0.7 ms)
         how = (
             "--delegate cpu" if delegate == "cpu" else "the builtin kernels (XNNPACK did not take the model)"
         )
-        warnings.append(
-            f"{how} with more than one thread is often much slower than one thread with "
-            "ai-edge-litert (measured 5-13 ms vs 0.7 ms on V1-0.25): try --threads 1"
-        )
+        if threads is None:
+            engine = build(1)
+            warnings.append(
+                f"{how}: using 1 thread, much faster than several with ai-edge-litert's builtin "
+                "kernels (measured 0.7 ms vs 5-13 ms on V1-0.25)"
+            )
+        else:
+            warnings.append(
+                f"{how} with more than one thread is often much slower than one thread with "
+                "ai-edge-litert (measured 5-13 ms vs 0.7 ms on V1-0.25): try --threads 1"
+            )
+    if why and external is None and engine.delegate in ("xnnpack", "cpu"):
+        engine.delegate = f"{engine.delegate} ({why})"
     spec = resolved.spec
     labels, labels_source = labels_for_model(
         resolved.path, engine.output.classes, labels_file, spec.labels if spec else None

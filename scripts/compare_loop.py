@@ -91,11 +91,11 @@ def main() -> int:
 
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgenet.cli import default_threads
+    from edgenet.bench import default_threads
     from edgenet.pipeline import open_model
     from edgenet.sources import expand_inputs
 
-    threads = args.threads or default_threads()
+    threads = args.threads or default_threads(pipeline=True)
     paths = expand_inputs([args.images or default_images()])
     opened = open_model(args.model, threads=threads)
     classifier = opened.classifier

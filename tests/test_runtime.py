@@ -140,3 +140,19 @@ def test_one_interpreter_is_reused_and_results_are_repeatable(model_file, images
     for _ in range(3):
         np.testing.assert_array_equal(engine.run(tensor), first)
     assert engine.interpreter is interpreter
+
+
+def test_builtin_fallback_runs_one_thread_unless_told(model_file, monkeypatch):
+    """On a board with more cores the default would be several threads: pathological on builtin kernels."""
+    from edgenet import bench
+    from edgenet.pipeline import open_model
+
+    monkeypatch.setattr(bench, "default_threads", lambda pipeline=False: 3)
+    quirks = str(model_file("Mobilenet_v3_small_quant.tflite"))
+    opened = open_model(quirks)
+    assert opened.classifier.engine.threads == 1
+    assert any("using 1 thread" in w for w in opened.warnings)
+    told = open_model(quirks, threads=2)
+    assert told.classifier.engine.threads == 2 and any("try --threads 1" in w for w in told.warnings)
+    fast = open_model(str(model_file("mobilenet_v1_0.25_128_quant.tflite")))
+    assert fast.classifier.engine.threads == 3 and fast.classifier.engine.delegate == "xnnpack"
