@@ -82,7 +82,9 @@ def _parse_range(text: str | None) -> tuple[float, float] | None:
 
 
 ModelOption = typer.Option(None, "--model", "-m", help="Zoo name (edgenet models list) or path to a .tflite.")
-ThreadsOption = typer.Option(None, "--threads", "-t", help="Inference threads (default: the measured best).")
+ThreadsOption = typer.Option(
+    None, "--threads", "-t", min=1, help="Inference threads (default: the measured best)."
+)
 DelegateOption = typer.Option("auto", "--delegate", help="auto | cpu | xnnpack | edgetpu.")
 DeviceOption = typer.Option("", "--device", help="Edge TPU: '' (any), ':N', 'usb', 'usb:N', 'pci', 'pci:N'.")
 DelegateLibOption = typer.Option(None, "--delegate-lib", help="Load this TFLite external delegate (.so).")
@@ -218,6 +220,24 @@ class Reporting:
     mqtt_every: int = 1
     mqtt_on_change: bool = False
 
+    def check(self) -> None:
+        """Refuse unusable paths before any work, rather than failing at the first record."""
+        if self.prom_textfile:
+            folder = os.path.dirname(os.path.abspath(self.prom_textfile))
+            if (
+                os.path.isdir(self.prom_textfile)
+                or not os.path.isdir(folder)
+                or not os.access(folder, os.W_OK)
+            ):
+                raise UsageError(
+                    f"--prom-textfile {self.prom_textfile}: needs a file name in an existing, "
+                    "writable folder (node_exporter's --collector.textfile.directory)"
+                )
+        if self.mqtt:
+            from edgenet.mqtt import parse_host
+
+            parse_host(self.mqtt)
+
     def wrap(self, sink, classifier):
         """The data sink plus the reporters asked for (they are opened once the model is known)."""
         from edgenet.sinks import FanOut
@@ -282,6 +302,7 @@ def run_classify(
     **model_options,
 ) -> int:
     reporting = reporting or Reporting()
+    reporting.check()
     if stream is not None and stream.wanted(inputs):
         if reporting.state:
             raise UsageError("--state keeps track of image files; streams have no state to keep")
@@ -317,7 +338,10 @@ def _classify_images(inputs, seen, *, fmt, output, quiet, reporting: Reporting, 
 
     paths = expand_inputs(inputs)
     if not paths:
-        raise UsageError("no images found in the given folders (looked for .jpg .jpeg .png .bmp .webp .tif)")
+        # an empty inbox is normal for a cron job: nothing to do is not a failure
+        if not quiet:
+            say("no images in the given folders (looked for .jpg .jpeg .png .bmp .webp .tif): nothing to do")
+        return 0
     if seen is not None:
         found = len(paths)
         paths = [path for path in paths if seen.is_new(path)]
@@ -333,7 +357,9 @@ def _classify_images(inputs, seen, *, fmt, output, quiet, reporting: Reporting, 
     progress = _progress(len(paths), quiet)
     with StopSignals() as stop:
         try:
-            for result in classify_frames(image_frames(paths), opened.classifier):
+            for result in classify_frames(
+                image_frames(paths), opened.classifier, should_stop=lambda: bool(stop)
+            ):
                 record = result.to_dict()
                 sink.write(record)  # written and flushed ...
                 if seen is not None:
@@ -380,7 +406,14 @@ class StreamOptions:
         return bool(self.camera or self.videos) or any(is_video(path) for path in inputs or [])
 
     def check_images_only(self) -> None:
-        if self.max_frames or self.duration or self.every != 1 or self.width or self.height or self.fps:
+        if (
+            self.max_frames
+            or self.duration is not None
+            or self.every != 1
+            or self.width
+            or self.height
+            or self.fps
+        ):
             raise UsageError(
                 "--max-frames, --duration, --every, --width, --height and --fps apply to "
                 "--camera and --video (or video files given as inputs)"
@@ -466,7 +499,7 @@ def run_stream(
     stats = StreamStats()
     stop = StopSignals().__enter__()
     stopping = stop.received
-    deadline = time.monotonic() + stream.duration if stream.duration else None
+    deadline = time.monotonic() + stream.duration if stream.duration is not None else None
 
     def should_stop() -> bool:
         return bool(stopping) or (deadline is not None and time.monotonic() >= deadline)

@@ -7,6 +7,7 @@ after the resize, on the small image, where it costs almost nothing.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 
 import numpy as np
@@ -64,6 +65,8 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
 
 def read_image(path: str) -> np.ndarray:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            raise InputError("cannot read image: not a regular file (a FIFO, socket or device)")
         with open(path, "rb") as handle:
             data = handle.read()
     except IsADirectoryError:

@@ -59,5 +59,12 @@ class PromTextfile:
     def write(self) -> None:
         from prometheus_client import write_to_textfile
 
-        write_to_textfile(self.path, self.registry)  # temp file + rename
+        try:
+            write_to_textfile(self.path, self.registry)  # temp file + rename
+        except OSError as exc:
+            from edgenet.errors import DeviceError
+
+            raise DeviceError(
+                f"cannot write the Prometheus textfile {self.path}: {exc.strerror or exc}"
+            ) from None
         self._last_write = time.monotonic()

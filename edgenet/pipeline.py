@@ -188,14 +188,19 @@ _DONE = object()
 
 
 def classify_frames(
-    frames: Iterator[Frame], classifier: Classifier, *, prefetch: bool = True
+    frames: Iterator[Frame], classifier: Classifier, *, prefetch: bool = True, should_stop=lambda: False
 ) -> Iterator[FrameResult]:
-    """Every frame in, one FrameResult out, in order (decode and preprocess in a worker thread)."""
+    """Every frame in, one FrameResult out, in order (decode and preprocess in a worker thread).
+
+    `should_stop()` is checked while waiting for the worker too: a read that hangs (a stale network mount)
+    cannot keep a stop request from ending the run."""
     if not prefetch:
         for frame in frames:
             yield classifier.infer(classifier.prepare(frame))
+            if should_stop():
+                return
         return
-    yield from classify_stream(frames, classifier, live=False)
+    yield from classify_stream(frames, classifier, live=False, should_stop=should_stop)
 
 
 class FrameHandoff:

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import IO
 
-from edgenet.errors import UsageError
+from edgenet.errors import DeviceError, UsageError
 
 FORMATS = ("table", "jsonl", "csv")
 CSV_FIELDS = [
@@ -42,18 +42,34 @@ class Sink:
     def write(self, record: dict) -> None:
         raise NotImplementedError
 
+    def _put(self, text: str) -> None:
+        """One write, flushed. A closed pipe is the caller's business; a full disk is a device problem."""
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            name = getattr(self.stream, "name", "the output")
+            raise DeviceError(
+                f"cannot write records to {name}: {exc.strerror or exc}; free space or "
+                "choose another --output (the records before this one are complete)"
+            ) from None
+
     def close(self) -> None:
-        self.stream.flush()
+        # a failed write was reported where it happened; closing must not raise it a second time
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.flush()
         if self.stream not in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
                 os.fsync(self.stream.fileno())  # records survive a power cut, not only a killed process
-            self.stream.close()
+            with contextlib.suppress(OSError):
+                self.stream.close()
 
 
 class JsonlSink(Sink):
     def write(self, record: dict) -> None:
-        self.stream.write(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n")
-        self.stream.flush()
+        self._put(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n")
 
 
 def csv_row(record: dict) -> dict:
@@ -92,8 +108,7 @@ class CsvSink(Sink):
             self._emit()
 
     def _emit(self) -> None:
-        self.stream.write(self._buffer.getvalue())
-        self.stream.flush()
+        self._put(self._buffer.getvalue())
         self._buffer.seek(0)
         self._buffer.truncate()
 
@@ -117,8 +132,20 @@ class JsonArraySink(CollectingSink):
     """One JSON array, written when the sink closes (bench --format json)."""
 
     def close(self) -> None:
-        self.stream.write(json.dumps(self.records, indent=1) + "\n")
+        self._put(json.dumps(self.records, indent=1) + "\n")
         super().close()
+
+
+def _ends_with_newline(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return True
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+    except OSError:
+        return True
 
 
 def _appending_to_existing(stream: IO[str]) -> bool:
@@ -180,6 +207,8 @@ def open_sink(fmt: str, output: str | None) -> Sink:
             stream = open(output, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by Sink.close
         except OSError as exc:
             raise UsageError(f"cannot open --output {output}: {exc.strerror}") from None
+        if not _ends_with_newline(output):
+            stream.write("\n")  # a half line left by an earlier crash or full disk stays alone on its line
     else:
         stream = sys.stderr if fmt == "table" else sys.stdout
     if fmt == "jsonl":

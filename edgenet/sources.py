@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import sys
 import threading
 import time
@@ -38,6 +39,14 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def _is_special(root: str, name: str) -> bool:
+    """FIFOs, sockets and devices in a folder: reading one can block forever, so folders skip them."""
+    try:
+        return not stat.S_ISREG(os.stat(os.path.join(root, name)).st_mode)
+    except OSError:
+        return False  # a dangling link: kept, so that it gets its error record
+
+
 def expand_inputs(paths: Iterable[str]) -> list[str]:
     """Files as given; folders recursively (sorted, image extensions only); globs expanded and sorted.
 
@@ -49,7 +58,9 @@ def expand_inputs(paths: Iterable[str]) -> list[str]:
             found = []
             for root, dirs, files in os.walk(raw):
                 dirs.sort()
-                found.extend(os.path.join(root, f) for f in files if _is_image(f))
+                found.extend(
+                    os.path.join(root, f) for f in files if _is_image(f) and not _is_special(root, f)
+                )
             items.extend(sorted(found))
         elif os.path.exists(raw) or os.path.islink(raw):
             items.append(raw)
@@ -139,11 +150,22 @@ def video_frames(path: str, every: int = 1) -> Iterator[Frame]:
                 error="cannot open video: not a video OpenCV/FFmpeg can read",
             )
             return
+        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         position = 0
         while True:
             started = time.perf_counter_ns()
             if not capture.grab():
-                break  # end of file (a cut-off file ends here too)
+                if declared > 1 and position < declared - 1:  # the container promised more: cut off
+                    yield Frame(
+                        source=path,
+                        index=position,
+                        image=None,
+                        decode_ms=0.0,
+                        error=(
+                            f"video ended after {position} of {declared} frames: truncated or damaged"
+                        ),
+                    )
+                break
             capture_ms = _ms_since(started)
             captured = time.time()
             if position % every == 0:

@@ -281,3 +281,48 @@ def test_random_weight_models_say_latency_only_in_every_output(cli, images):
     )
     flags = {r["model"]: (r["latency_only"], r["partitions"]) for r in json.loads(bench.stdout)}
     assert flags == {"v4-conv-small": (True, 1), "v1-0.25-128": (False, 2)}
+
+
+def test_fifos_never_block_a_run(cli, images, tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    (folder / "a.bmp").write_bytes((images / "cat.bmp").read_bytes())
+    os.mkfifo(folder / "b.jpg")  # nobody writes to it: opening it would block forever
+    run = cli("classify", str(folder), "-m", "v1-0.25-128", "-f", "jsonl", "-q", timeout=60)
+    assert run.returncode == 0 and [os.path.basename(r["source"]) for r in records(run.stdout)] == ["a.bmp"]
+    named = cli("classify", str(folder / "b.jpg"), "-m", "v1-0.25-128", "-f", "jsonl", "-q", timeout=60)
+    assert named.returncode == 1 and "not a regular file" in records(named.stdout)[0]["error"]
+
+
+def test_a_full_disk_is_one_line_and_exit_4(cli, images):
+    run = cli("classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", "-f", "jsonl", "-o", "/dev/full")
+    assert run.returncode == 4 and "Traceback" not in run.stderr
+    assert "cannot write records to /dev/full: No space left on device" in run.stderr
+
+
+def test_appending_after_a_half_line_starts_a_new_line(cli, images, tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"source": "x.jpg", "fra')  # what a full disk or a power cut can leave behind
+    assert (
+        cli(
+            "classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", "-f", "jsonl", "-o", str(out)
+        ).returncode
+        == 0
+    )
+    lines = out.read_text().splitlines()
+    assert lines[0] == '{"source": "x.jpg", "fra' and json.loads(lines[1])["source"].endswith("cat.bmp")
+
+
+def test_an_empty_inbox_is_nothing_to_do(cli, tmp_path):
+    run = cli(
+        "classify", str(tmp_path), "-m", "v1-0.25-128", "-f", "jsonl", "--state", str(tmp_path / "s.db")
+    )
+    assert run.returncode == 0 and run.stdout == "" and "nothing to do" in run.stderr
+
+
+def test_option_values_out_of_range_exit_2(cli, images, tmp_path):
+    assert cli("classify", str(images / "cat.bmp"), "--threads", "0").returncode == 2
+    bad_prom = cli(
+        "classify", str(images / "cat.bmp"), "--prom-textfile", str(tmp_path / "missing" / "e.prom")
+    )
+    assert bad_prom.returncode == 2 and "--prom-textfile" in bad_prom.stderr and bad_prom.stdout == ""

@@ -431,3 +431,13 @@ def test_cli_stream_into_a_closed_pipe_ends_quietly(tmp_path, photos):
     process.wait(timeout=30)
     assert json.loads(first)["frame"] == 0
     assert process.returncode == 0 and "Traceback" not in errors and "Exception" not in errors
+
+
+def test_a_cut_off_video_ends_with_an_error_record(cli, clip, tmp_path):
+    data = clip.read_bytes()
+    half = tmp_path / "half.avi"
+    half.write_bytes(data[: len(data) // 2])
+    done = cli("classify", "--video", str(half), "--model", "v1-0.25-128", "--format", "jsonl", "--quiet")
+    found = records(done.stdout)
+    assert done.returncode == 1 and "truncated" in found[-1]["error"]
+    assert all("error" not in r for r in found[:-1]) and len(found) > 1
