@@ -556,6 +556,11 @@ def open_model(
     labels, labels_source = labels_for_model(
         resolved.path, engine.output.classes, labels_file, spec.labels if spec else None
     )
+    if labels is not None and len(labels) != engine.output.classes:
+        warnings.append(
+            f"the labels ({labels_source}) have {len(labels)} entries but the model has "
+            f"{engine.output.classes} classes: classes without a label show their index; check --labels"
+        )
     if spec is not None and spec.latency_only:
         warnings.append(f"{spec.name} has random weights (latency only): its predictions mean nothing")
     classifier = Classifier(

@@ -161,9 +161,7 @@ def video_frames(path: str, every: int = 1) -> Iterator[Frame]:
                         index=position,
                         image=None,
                         decode_ms=0.0,
-                        error=(
-                            f"video ended after {position} of {declared} frames: truncated or damaged"
-                        ),
+                        error=(f"video ended after {position} of {declared} frames: truncated or damaged"),
                     )
                 break
             capture_ms = _ms_since(started)

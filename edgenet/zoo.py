@@ -8,6 +8,7 @@ the upstream URL; EDGENET_HOME (default: the user cache folder) holds the cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -248,13 +249,24 @@ def pull(artifact: Artifact, *, force: bool = False, kind: str = "models") -> Pa
     """Make sure the artifact is in the cache, verified. Returns its path."""
     target = cache_path(artifact, kind)
     if not force and is_present(artifact, kind):
-        return target
+        problem = _cached_problem(target, artifact)
+        if problem is None:
+            return target
+        damaged = f"the cached {artifact.file} is damaged ({problem}); "
+    else:
+        damaged = ""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelError(
-            f"cannot create the cache folder {target.parent}: {exc.strerror}; set EDGENET_HOME"
+            f"cannot create the cache folder {target.parent}: {exc.strerror}; point EDGENET_HOME at a "
+            "writable folder"
         ) from None
+    if not os.access(target.parent, os.W_OK):
+        raise ModelError(
+            f"{damaged}the cache folder {target.parent} is not writable; point EDGENET_HOME at a writable "
+            "folder"
+        )
     candidates = _mirror_candidates(artifact) + artifact.sources()
     if not candidates:
         raise ModelError(
@@ -262,6 +274,10 @@ def pull(artifact: Artifact, *, force: bool = False, kind: str = "models") -> Pa
             f"set EDGENET_MODEL_MIRROR to a folder that holds it, or copy it to {target}"
         )
     failures = []
+    mirror = mirror_location()
+    if mirror and "://" not in mirror and not _mirror_candidates(artifact):
+        where = "does not exist" if not os.path.isdir(os.path.expanduser(mirror)) else "does not hold it"
+        failures.append(f"the mirror folder {mirror} {where}")
     for location, member in candidates:
         try:
             return _install_from(location, member, artifact, target)
@@ -269,9 +285,34 @@ def pull(artifact: Artifact, *, force: bool = False, kind: str = "models") -> Pa
             reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
             failures.append(f"{location}: {reason}")
     raise ModelError(
-        f"cannot fetch {artifact.file} ({failures[-1]}); without network, put the file in a folder named by "
-        f"EDGENET_MODEL_MIRROR or copy it to {target}"
+        f"{damaged}cannot fetch {artifact.file} ({'; '.join(failures)}); without network, put the file in "
+        f"a folder named by EDGENET_MODEL_MIRROR or copy it to {target}"
     )
+
+
+def _stamp_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.verified")
+
+
+def _stamp(target: Path) -> str:
+    info = target.stat()
+    return f"{info.st_size} {info.st_mtime_ns}"
+
+
+def _cached_problem(target: Path, artifact: Artifact) -> str | None:
+    """Checksums are verified once per cached file and remembered with its size and mtime: a file changed
+    since (a bad SD card, a stray write) is verified again before it is used."""
+    stamp = _stamp_path(target)
+    try:
+        if stamp.read_text() == _stamp(target):
+            return None
+    except OSError:
+        pass
+    problem = check_integrity(target, artifact)
+    if problem is None:
+        with contextlib.suppress(OSError):
+            stamp.write_text(_stamp(target))
+    return problem
 
 
 def _install_from(location: str, member: str | None, artifact: Artifact, target: Path) -> Path:
@@ -294,6 +335,8 @@ def _install_from(location: str, member: str | None, artifact: Artifact, target:
             )
         os.chmod(fetched, 0o644)
         os.replace(fetched, target)
+    with contextlib.suppress(OSError):
+        _stamp_path(target).write_text(_stamp(target))
     return target
 
 
@@ -317,7 +360,9 @@ class ResolvedModel:
 
 
 def looks_like_path(model: str) -> bool:
-    return model.endswith(".tflite") or os.sep in model or model.startswith(".")
+    return (
+        model.lower().endswith(".tflite") or os.sep in model or model.startswith(".") or os.path.exists(model)
+    )
 
 
 def resolve(model: str | None, *, edgetpu: bool = False) -> ResolvedModel:

@@ -326,3 +326,20 @@ def test_option_values_out_of_range_exit_2(cli, images, tmp_path):
         "classify", str(images / "cat.bmp"), "--prom-textfile", str(tmp_path / "missing" / "e.prom")
     )
     assert bad_prom.returncode == 2 and "--prom-textfile" in bad_prom.stderr and bad_prom.stdout == ""
+
+
+def test_labels_of_the_wrong_length_are_warned_about(cli, images, tmp_path):
+    short = tmp_path / "ten.txt"
+    short.write_text("\n".join(f"class {i}" for i in range(10)))
+    run = cli("classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", "--labels", str(short), "-f", "jsonl")
+    assert run.returncode == 0 and "have 10 entries but the model has 1001 classes" in run.stderr
+    assert records(run.stdout)[0]["top_k"][0]["label"] == "286"
+
+
+def test_verify_ignores_twins_nobody_pulled(cli, tmp_path):
+    env = {"EDGENET_HOME": str(tmp_path / "home")}
+    assert cli("models", "pull", "v1-0.25-128", env=env).returncode == 0
+    run = cli("models", "verify", "v1-0.25-128", env=env)
+    assert run.returncode == 0 and "_edgetpu" not in run.stderr
+    missing = cli("models", "verify", "v1-0.5-160", env=env)
+    assert missing.returncode == 3 and "edgenet models pull v1-0.5-160" in missing.stderr

@@ -168,3 +168,28 @@ def test_tar_extraction_refuses_a_missing_member(tmp_path):
         tar.addfile(info, io.BytesIO(b"hi"))
     with pytest.raises(ModelError, match="no member"):
         zoo._extract_member(archive, "model.tflite", io.BytesIO())
+
+
+def test_a_cached_file_changed_later_is_verified_again_and_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+    artifact = zoo.get_spec("v1-0.25-128").artifact
+    path = zoo.pull(artifact)
+    data = bytearray(path.read_bytes())
+    data[2000] ^= 0xFF  # same size: only the checksum can tell
+    path.write_bytes(bytes(data))
+    again = zoo.pull(artifact)  # the mirror has the good file: fetched again
+    assert zoo.check_integrity(again, artifact) is None
+    path.write_bytes(bytes(data))
+    monkeypatch.setenv("EDGENET_MODEL_MIRROR", str(tmp_path / "nowhere"))
+    with pytest.raises(ModelError, match="cached mobilenet_v1_0.25_128_quant.tflite is damaged") as caught:
+        zoo.pull(artifact)
+    assert "mirror folder" in str(caught.value) and "does not exist" in str(caught.value)
+
+
+def test_a_model_file_named_anything_is_a_path(tmp_path, model_file):
+    odd = tmp_path / "my model ü.TFLITE"
+    odd.write_bytes(model_file("mobilenet_v1_0.25_128_quant.tflite").read_bytes())
+    assert zoo.resolve(str(odd)).spec is None
+    plain = tmp_path / "model.bin"
+    plain.write_bytes(odd.read_bytes())
+    assert zoo.resolve(str(plain)).path == plain
