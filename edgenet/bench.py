@@ -182,6 +182,20 @@ def _round(value, digits: int = 4):
     return round(float(value), digits)
 
 
+# host conditions flattened into the CSV (throttled is a dict in the record: its raw value goes in the CSV)
+HOST_FIELDS = (
+    "machine",
+    "cpu_model",
+    "board",
+    "cpu_count",
+    "cores_usable",
+    "python",
+    "governor",
+    "soc_temp_c_before",
+    "soc_temp_c_after",
+    "edgetpu_temp_c",
+    "loadavg_1m",
+)
 CSV_FIELDS = [
     "model",
     "file",
@@ -212,18 +226,8 @@ CSV_FIELDS = [
     "preprocess_p50_ms",
     "inference_p50_ms",
     "postprocess_p50_ms",
-    "machine",
-    "cpu_model",
-    "board",
-    "cpu_count",
-    "cores_usable",
-    "python",
-    "governor",
-    "soc_temp_c_before",
-    "soc_temp_c_after",
+    *HOST_FIELDS,
     "throttled",
-    "edgetpu_temp_c",
-    "loadavg_1m",
     "time",
 ]
 
@@ -236,19 +240,7 @@ def csv_row(record: dict) -> dict:
     for stage in ("decode", "preprocess", "inference", "postprocess"):
         row[f"{stage}_p50_ms"] = ((record.get("stages") or {}).get(stage) or {}).get("p50", "")
     host = record.get("host") or {}
-    for key in (
-        "machine",
-        "cpu_model",
-        "board",
-        "cpu_count",
-        "cores_usable",
-        "python",
-        "governor",
-        "soc_temp_c_before",
-        "soc_temp_c_after",
-        "edgetpu_temp_c",
-        "loadavg_1m",
-    ):
+    for key in HOST_FIELDS:
         row[key] = host.get(key)
     throttled = host.get("throttled")
     row["throttled"] = throttled.get("raw") if isinstance(throttled, dict) else throttled
