@@ -273,6 +273,7 @@ class StopSignals:
     def __init__(self):
         self.received: list[str] = []
         self._previous: dict = {}
+        self._depth = 0  # entered again by the run inside the command: one set of handlers
 
     def _handle(self, signum, _frame):
         if self.received and signum == signal.SIGINT:
@@ -283,12 +284,18 @@ class StopSignals:
         return bool(self.received)
 
     def __enter__(self) -> StopSignals:
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if self._depth == 0:
+            self._previous = {
+                sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+        self._depth += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+        self._depth -= 1
+        if self._depth == 0:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
 
 
 def run_classify(
@@ -303,6 +310,12 @@ def run_classify(
 ) -> int:
     reporting = reporting or Reporting()
     reporting.check()
+    with StopSignals() as stop:  # from the start: a SIGTERM while the model loads is a clean stop too
+        return _run_classify(inputs, fmt, output, quiet, stream, reporting, stop, model_options)
+
+
+def _run_classify(inputs, fmt, output, quiet, stream, reporting, stop, model_options) -> int:
+    model_options["stop"] = stop
     if stream is not None and stream.wanted(inputs):
         if reporting.state:
             raise UsageError("--state keeps track of image files; streams have no state to keep")
@@ -331,7 +344,9 @@ def run_classify(
         return 0
 
 
-def _classify_images(inputs, seen, *, fmt, output, quiet, reporting: Reporting, **model_options) -> int:
+def _classify_images(
+    inputs, seen, *, fmt, output, quiet, reporting: Reporting, stop: StopSignals, **model_options
+) -> int:
     from edgenet.pipeline import classify_frames, open_model
     from edgenet.sinks import open_sink
     from edgenet.sources import expand_inputs, image_frames
@@ -355,7 +370,7 @@ def _classify_images(inputs, seen, *, fmt, output, quiet, reporting: Reporting, 
     sink = reporting.wrap(open_sink(fmt, output), opened.classifier)
     stats = RunStats()
     progress = _progress(len(paths), quiet)
-    with StopSignals() as stop:
+    with stop:
         try:
             for result in classify_frames(
                 image_frames(paths), opened.classifier, should_stop=lambda: bool(stop)
@@ -440,7 +455,15 @@ def _file_frames(paths, every: int):
 
 
 def run_stream(
-    inputs, stream: StreamOptions, *, fmt, output, quiet, reporting: Reporting | None = None, **model_options
+    inputs,
+    stream: StreamOptions,
+    *,
+    fmt,
+    output,
+    quiet,
+    reporting: Reporting | None = None,
+    stop: StopSignals | None = None,
+    **model_options,
 ) -> int:
     """Classify a live camera (newest frame each time) or video files (every frame, in order)."""
     import time
@@ -497,7 +520,7 @@ def run_stream(
     if reporting is not None and (reporting.prom_textfile or reporting.mqtt):
         sink = reporting.wrap(sink or _NullSink(), opened.classifier)
     stats = StreamStats()
-    stop = StopSignals().__enter__()
+    stop = (stop or StopSignals()).__enter__()
     stopping = stop.received
     deadline = time.monotonic() + stream.duration if stream.duration is not None else None
 

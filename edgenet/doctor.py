@@ -462,7 +462,25 @@ def check_picamera2(host: Host) -> Check:
     return Check("picamera2", OK, "not installed (not a Raspberry Pi: OpenCV cameras only)")
 
 
+def _blocking_file(folder) -> str | None:
+    """The first part of the model cache's path that exists but is not a folder (the cache cannot be made)."""
+    from pathlib import Path
+
+    for part in [Path(folder), *Path(folder).parents]:
+        if part.exists():
+            return None if part.is_dir() else str(part)
+    return None
+
+
 def check_disk(host: Host) -> Check:
+    blocking = _blocking_file(host.models_dir)
+    if blocking is not None:
+        return Check(
+            "disk",
+            FAIL,
+            f"the model cache {host.models_dir} cannot be created: {blocking} is a file",
+            "point EDGENET_HOME at a folder",
+        )
     if host.free_mb is None:
         return Check(
             "disk",

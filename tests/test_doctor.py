@@ -137,3 +137,11 @@ def test_a_broken_check_becomes_a_warn_line(fake_tree):
     host = replace(doctor.gather(), packages={"numpy": None, "tflite-runtime": "2.14.0"})  # not a version
     checks = by_name(doctor.run_checks(host))
     assert checks["numpy"].status == "warn" and "could not check" in checks["numpy"].message
+
+
+def test_doctor_fails_when_the_model_cache_cannot_be_made(cli, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    run = cli("doctor", env={"EDGENET_HOME": str(blocker)})
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert any(line.startswith("fail") and "is a file" in line for line in run.stdout.splitlines())
