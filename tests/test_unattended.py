@@ -272,4 +272,3 @@ def test_two_streams_on_one_camera_do_not_collide(images, tmp_path):
     first.wait(10)
     assert second.returncode == 0 and second.stdout == ""
     assert "already running" in second.stderr and str(clip) in second.stderr
-
