@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgenet.errors import DeviceError, InputError, UsageError
+from edgenet.runtime import MAX_DEFAULT_THREADS, default_threads, usable_cores  # noqa: F401 - bench's API too
 
-MAX_DEFAULT_THREADS = 4
 DEFAULT_RUNS = 50
 DEFAULT_MIN_SECONDS = 1.0
 DEFAULT_WARMUP = 5
@@ -41,23 +41,6 @@ MODES = ("invoke", "e2e")
 BENCH_FORMATS = ("table", "json", "jsonl", "csv")
 STAT_KEYS = ("mean", "std", "min", "p50", "p90", "p99", "max")
 E2E_STAGES = ("decode", "preprocess", "inference", "postprocess", "total")
-
-
-def default_threads(pipeline: bool = False) -> int:
-    """Inference threads when none are asked for: the usable cores, at most 4; in a pipeline (classify,
-    eval, streams) one core fewer, because decoding and capture run beside inference in their own thread.
-
-    Measured with ai-edge-litert 2.3.0 on a 2-core x86-64 box, same run: invoke alone (bench), v2 p50 1 thread
-    2.04 ms, 2 threads 1.11 ms, 4 threads 1.26 ms (more threads than cores loses); `classify` over the shared
-    photos (scripts/compare_loop.py), v2: 1 thread 4.02 ms per image, 2 threads 5.18 ms.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    if pipeline:
-        cores -= 1
-    return max(1, min(MAX_DEFAULT_THREADS, cores))
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -336,13 +319,6 @@ def throttled_state(sysfs_root: Path = Path("/sys"), use_vcgencmd: bool = True) 
 
 def governor(sysfs_root: Path = Path("/sys")) -> str | None:
     return _read_text(sysfs_root / "devices" / "system" / "cpu" / "cpu0" / "cpufreq" / "scaling_governor")
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def host_info(sysfs_root: Path | None = None, proc_root: Path = Path("/proc")) -> dict:

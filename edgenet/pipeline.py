@@ -428,7 +428,7 @@ def open_model(
     from edgenet import edgetpu, zoo
     from edgenet.errors import DeviceError, ModelError, UsageError
     from edgenet.labels import labels_for_model
-    from edgenet.runtime import DELEGATES, inspect_model_file, load_external_delegate
+    from edgenet.runtime import DELEGATES, default_threads, inspect_model_file, load_external_delegate
 
     if delegate not in DELEGATES:
         raise UsageError(f"unknown --delegate {delegate!r}; choose one of {', '.join(DELEGATES)}")
@@ -519,8 +519,6 @@ def open_model(
         if target == "external":
             external = load_external_delegate(delegate_lib, None, probe_model=str(resolved.path))
             label = f"external ({os.path.basename(delegate_lib)})"
-
-    from edgenet.bench import default_threads
 
     def build(count: int) -> Engine:
         return Engine(

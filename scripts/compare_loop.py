@@ -91,8 +91,8 @@ def main() -> int:
 
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgenet.bench import default_threads
     from edgenet.pipeline import open_model
+    from edgenet.runtime import default_threads
     from edgenet.sources import expand_inputs
 
     threads = args.threads or default_threads(pipeline=True)

@@ -144,10 +144,10 @@ def test_one_interpreter_is_reused_and_results_are_repeatable(model_file, images
 
 def test_builtin_fallback_runs_one_thread_unless_told(model_file, monkeypatch):
     """On a board with more cores the default would be several threads: pathological on builtin kernels."""
-    from edgenet import bench
+    from edgenet import runtime
     from edgenet.pipeline import open_model
 
-    monkeypatch.setattr(bench, "default_threads", lambda pipeline=False: 3)
+    monkeypatch.setattr(runtime, "default_threads", lambda pipeline=False: 3)
     quirks = str(model_file("Mobilenet_v3_small_quant.tflite"))
     opened = open_model(quirks)
     assert opened.classifier.engine.threads == 1
