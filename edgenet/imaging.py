@@ -29,8 +29,11 @@ def _cv2():
     return cv2
 
 
-def decode_image(data: bytes, name: str = "image") -> np.ndarray:
-    """Bytes of an image file -> HxWx3 uint8 BGR. Raises InputError with a one-line reason."""
+def decode_image(data: bytes, name: str = "image", min_short: int | None = None) -> np.ndarray:
+    """Bytes of an image file -> HxWx3 uint8 BGR. Raises InputError with a one-line reason.
+
+    `min_short` (fast decode): a JPEG whose shorter side is 2x, 4x or 8x that or more is decoded at 1/2, 1/4
+    or 1/8 scale by libjpeg itself (DCT scaling), still no smaller than `min_short` on its shorter side."""
     if not data:
         raise InputError("cannot decode image: the file is empty (0 bytes)")
     cv2 = _cv2()
@@ -41,12 +44,13 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
                 "cannot decode image: truncated JPEG (no end-of-image marker); copy the file again"
             )
         dims = jpeg_dimensions(data)
-        if dims and dims[0] * dims[1] > MAX_DECODE_PIXELS:
-            flags = _reduced_flag(cv2, dims[0] * dims[1])
-            if flags is None:
+        if dims:
+            factor = _reduction(dims[0], dims[1], min_short)
+            if factor is None:
                 raise InputError(
                     f"image too large to decode ({dims[0]}x{dims[1]}); resize it below 4 gigapixels"
                 )
+            flags = _REDUCED_FLAGS[factor](cv2)
     buffer = np.frombuffer(data, dtype=np.uint8)
     try:
         image = cv2.imdecode(buffer, flags)
@@ -63,7 +67,7 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     return image
 
 
-def read_image(path: str) -> np.ndarray:
+def read_image(path: str, min_short: int | None = None) -> np.ndarray:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
             raise InputError("cannot read image: not a regular file (a FIFO, socket or device)")
@@ -73,18 +77,27 @@ def read_image(path: str) -> np.ndarray:
         raise InputError("cannot read image: it is a folder") from None
     except OSError as exc:
         raise InputError(f"cannot read image: {exc.strerror or exc}") from None
-    return decode_image(data, path)
+    return decode_image(data, path, min_short)
 
 
-def _reduced_flag(cv2, pixels: int):
-    for factor, flag in (
-        (2, cv2.IMREAD_REDUCED_COLOR_2),
-        (4, cv2.IMREAD_REDUCED_COLOR_4),
-        (8, cv2.IMREAD_REDUCED_COLOR_8),
-    ):
-        if pixels / (factor * factor) <= MAX_DECODE_PIXELS:
-            return flag
-    return None
+_REDUCED_FLAGS = {
+    1: lambda cv2: cv2.IMREAD_COLOR,
+    2: lambda cv2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: lambda cv2: cv2.IMREAD_REDUCED_COLOR_4,
+    8: lambda cv2: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+def _reduction(width: int, height: int, min_short: int | None) -> int | None:
+    """The JPEG scale-down factor: at least what keeps memory under MAX_DECODE_PIXELS (None: even 1/8 is
+    too big), and with `min_short` as much as keeps the shorter side at min_short or more."""
+    needed = next((f for f in (1, 2, 4, 8) if width * height / (f * f) <= MAX_DECODE_PIXELS), None)
+    if needed is None:
+        return None
+    fast = 1
+    if min_short:
+        fast = max(f for f in (1, 2, 4, 8) if min(width, height) / f >= min_short or f == 1)
+    return max(needed, fast)
 
 
 def _jpeg_is_complete(data: bytes) -> bool:
@@ -165,6 +178,13 @@ def to_input_tensor(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     limits = (0, 255) if spec.dtype == "uint8" else (-128, 127)
     quantized = np.clip(np.rint(real / spec.scale + spec.zero_point), *limits)
     return quantized.astype(spec.dtype)[None]
+
+
+def decode_target(spec: InputSpec, policy: str = "crop") -> int:
+    """The smallest shorter side an image needs before resizing, for fast decode: what crop resizes to."""
+    if policy == "crop":
+        return round(min(spec.height, spec.width) / CROP_FRACTION)
+    return max(spec.height, spec.width)
 
 
 def prepare(image_bgr: np.ndarray, spec: InputSpec, policy: str = "crop") -> np.ndarray:

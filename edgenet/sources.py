@@ -72,14 +72,15 @@ def expand_inputs(paths: Iterable[str]) -> list[str]:
     return items
 
 
-def image_frames(paths: list[str], start_index: int = 0) -> Iterator[Frame]:
-    """Decode each image in turn; a failure is a Frame with `error`, never an exception."""
+def image_frames(paths: list[str], start_index: int = 0, min_short: int | None = None) -> Iterator[Frame]:
+    """Decode each image in turn; a failure is a Frame with `error`, never an exception. `min_short`: fast
+    decode of big JPEGs (see imaging.decode_image)."""
     for offset, path in enumerate(paths):
         started = time.perf_counter_ns()
         try:
             if glob.has_magic(path) and not os.path.exists(path):
                 raise EdgenetError("no file matches this pattern")
-            image = read_image(path)
+            image = read_image(path, min_short)
             error = None
         except EdgenetError as exc:
             image, error = None, str(exc)

@@ -343,3 +343,10 @@ def test_verify_ignores_twins_nobody_pulled(cli, tmp_path):
     assert run.returncode == 0 and "_edgetpu" not in run.stderr
     missing = cli("models", "verify", "v1-0.5-160", env=env)
     assert missing.returncode == 3 and "edgenet models pull v1-0.5-160" in missing.stderr
+
+
+def test_fast_decode_keeps_the_answers(cli, images):
+    photos = [str(images / n) for n in ("cat_1080p.jpg", "cat_720p.jpg", "parrot.jpg", "kite_and_cold.jpg")]
+    exact = records(cli("classify", *photos, "-m", "v2", "-f", "jsonl", "-q").stdout)
+    fast = records(cli("classify", *photos, "-m", "v2", "-f", "jsonl", "-q", "--fast-decode").stdout)
+    assert [r["top_k"][0]["label"] for r in fast] == [r["top_k"][0]["label"] for r in exact]

@@ -110,3 +110,16 @@ def test_large_jpeg_is_decoded_at_reduced_scale(tmp_path, monkeypatch):
     ok, encoded = cv2.imencode(".jpg", big)
     image = decode_image(encoded.tobytes())
     assert image.shape == (240, 320, 3)  # 307,200 px -> 1/2 scale = 76,800 px
+
+
+def test_fast_decode_scales_big_jpegs_down_but_not_below_the_target(images):
+    from edgenet.imaging import decode_target
+
+    target = decode_target(spec(), "crop")
+    assert target == 256 and decode_target(spec(), "stretch") == 224
+    data = (images / "cat_1080p.jpg").read_bytes()
+    assert decode_image(data).shape == (1080, 1920, 3)
+    assert decode_image(data, min_short=target).shape == (270, 480, 3)  # 1/4: 270 >= 256, 1/8 would be 135
+    assert decode_image((images / "cat_720p.jpg").read_bytes(), min_short=target).shape == (360, 640, 3)
+    small = (images / "owl.jpg").read_bytes()  # 512x384: 1/2 would give 192 < 256
+    assert decode_image(small, min_short=target).shape == (384, 512, 3)
