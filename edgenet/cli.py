@@ -461,14 +461,14 @@ class StreamOptions:
             )
 
 
-def _file_frames(paths, every: int):
+def _file_frames(paths, every: int, decode_threads: int | None = None):
     """Images and videos in the order given: images numbered across the run, each video's frames from 0."""
     from edgenet.sources import image_frames, is_video, video_frames
 
     image_index = 0
     for path in paths:
         if is_video(path):
-            yield from video_frames(path, every)
+            yield from video_frames(path, every, decode_threads)
         else:
             yield from image_frames([path], start_index=image_index)
             image_index += 1
@@ -519,7 +519,7 @@ def run_stream(
     else:
         stream.check_files()
         paths = sources.expand_inputs(list(inputs) + list(stream.videos))
-        frames = _file_frames(paths, stream.every)
+        frames = None  # once the model is open: the decoder gets the cores inference leaves
         live, title = False, paths[0] if len(paths) == 1 else f"{len(paths)} files"
     try:
         opened = open_model(
@@ -531,6 +531,10 @@ def run_stream(
         raise
     for message in opened.warnings:
         warn(message)
+    if frames is None:
+        from edgenet.runtime import decode_threads
+
+        frames = _file_frames(paths, stream.every, decode_threads(opened.classifier.engine.threads))
     if fmt == "table" and not quiet and not sys.stderr.isatty():
         warn(
             "streams print a summary only with --format table; use --format jsonl or csv for "

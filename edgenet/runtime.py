@@ -151,6 +151,11 @@ def default_threads(pipeline: bool = False) -> int:
     return max(1, min(MAX_DEFAULT_THREADS, cores))
 
 
+def decode_threads(inference_threads: int) -> int:
+    """Threads for a video decoder running beside inference: the cores inference leaves free, at least 1."""
+    return max(1, usable_cores() - max(1, inference_threads))
+
+
 def inspect_model_file(path: str | os.PathLike) -> ModelFileInfo:
     """Refuse what cannot be a loadable TFLite model, before the runtime sees it."""
     path = Path(path)

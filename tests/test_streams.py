@@ -101,6 +101,15 @@ def test_video_frames_gives_every_frame_in_order(clip):
         assert frame.captured is not None and frame.capture_ms >= 0 and frame.decode_ms >= 0
 
 
+def test_video_frames_with_one_decoder_thread_gives_the_same_pixels(clip):
+    import numpy as np
+
+    default = list(sources.video_frames(str(clip)))
+    capped = list(sources.video_frames(str(clip), decode_threads=1))
+    assert len(capped) == len(default) == FRAMES
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(default, capped, strict=True))
+
+
 def test_video_frames_every_nth_keeps_file_positions(clip):
     assert [f.index for f in sources.video_frames(str(clip), every=5)] == [0, 5, 10]
 
