@@ -94,6 +94,9 @@ def summary(stats: StreamStats, classifier, sources: str) -> str:
         parts.append(f"capture wait p50 {percentile(capture, 50):.2f} ms")
     if stats.steady_fps():
         parts.append(f"{stats.steady_fps():.1f} fps")
+    warmup = getattr(classifier, "warmup_ms", None)
+    if warmup:
+        parts.append(f"warm-up {len(warmup)} invokes (first {warmup[0]:.1f} ms)")
     parts.append(
         f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
         f"{engine.backend.name} {engine.backend.version}"

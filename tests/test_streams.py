@@ -275,6 +275,36 @@ def test_live_view_and_summary_render(clip, classifier):
         assert words in text
     line = summary(stats, classifier, "clip.avi")
     assert f"{FRAMES + 1} frames, 1 errors, 0 dropped" in line and "fps" in line
+    # the stream warmed the interpreter first: at least 3 invokes, reported in the summary
+    assert len(classifier.warmup_ms) >= 3 and f"warm-up {len(classifier.warmup_ms)} invokes" in line
+
+
+def test_record_time_is_when_inference_ended_not_when_the_writer_got_to_it(clip, classifier):
+    """Postprocessing and writing run in a writer thread; a slow writer must not shift the records' `time`
+    (which is what fps is computed from). Here writing takes 0.05 s a record: 0.6 s for the clip."""
+    from datetime import datetime
+
+    from edgenet.pipeline import RecordWriter, classify_stream
+
+    written: list[tuple[dict, float]] = []
+
+    def slow(inferred) -> None:
+        time.sleep(0.05)
+        written.append((classifier.finish(inferred).to_dict(), time.time()))
+
+    writer = RecordWriter(slow, depth=FRAMES)
+    for inferred in classify_stream(
+        sources.video_frames(str(clip)), classifier, live=False, finish=False, warm_up=False
+    ):
+        writer.put(inferred)
+    writer.close()
+    stamps = [datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp() for r, _ in written]
+    assert [r["frame"] for r, _ in written] == list(range(FRAMES))
+    assert stamps == sorted(stamps)
+    assert all(stamp <= wrote + 0.001 for stamp, (_, wrote) in zip(stamps, written, strict=True))
+    # the writer needed >= 0.6 s; the records' times span the inferences only
+    assert written[-1][1] - written[0][1] >= 0.05 * (FRAMES - 1)
+    assert stamps[-1] - stamps[0] < 0.05 * (FRAMES - 1) / 2
 
 
 # -- command line ---------------------------------------------------------------------------------------
