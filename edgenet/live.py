@@ -95,8 +95,9 @@ def summary(stats: StreamStats, classifier, sources: str) -> str:
     if stats.steady_fps():
         parts.append(f"{stats.steady_fps():.1f} fps")
     warmup = getattr(classifier, "warmup_ms", None)
-    if warmup:
-        parts.append(f"warm-up {len(warmup)} invokes (first {warmup[0]:.1f} ms)")
+    if warmup:  # the p50 is invoke with nothing beside it: compare it with the inference p50 above
+        later = f", then p50 {percentile(warmup[1:], 50):.2f} ms" if len(warmup) > 1 else ""
+        parts.append(f"warm-up {len(warmup)} invokes (first {warmup[0]:.1f} ms{later})")
     parts.append(
         f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
         f"{engine.backend.name} {engine.backend.version}"

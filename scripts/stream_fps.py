@@ -76,7 +76,7 @@ def invoke_p50_next_to_decoding(engine, tensor, clip: Path) -> float:
         decoder.wait()
 
 
-def stream_fps(clip: Path, model: str) -> tuple[float, int, float]:
+def stream_fps(clip: Path, model: str) -> tuple[float, int, float, float]:
     """`edgenet classify --video CLIP ... > file` (a file, so no reader process competes for the cores).
 
     Returns steady fps, records, and how busy inference kept the main thread (sum of the records'
@@ -109,66 +109,68 @@ def stream_fps(clip: Path, model: str) -> tuple[float, int, float]:
     return (len(times) - 1) / (times[-1] - times[0]), len(records), busy, in_stream_p50
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="v2")
-    parser.add_argument("--frames", type=int, default=120)
-    parser.add_argument("--size", default="640x480")
-    parser.add_argument("--repeat", type=int, default=3, help="stream runs (the median ratio is reported)")
-    args = parser.parse_args()
-    if not os.environ.get("EDGENET_MODEL_MIRROR") and (SHARED / "models").is_dir():
-        os.environ["EDGENET_MODEL_MIRROR"] = str(SHARED / "models")
-
+def measure(model: str, clip: Path, repeat: int) -> dict:
     import cv2
 
     from edgenet.pipeline import open_model
     from edgenet.sources import Frame
 
-    width, height = (int(v) for v in args.size.split("x"))
-    classifier = open_model(args.model, threads=1).classifier
+    classifier = open_model(model, threads=1).classifier
     engine = classifier.engine
     photo = cv2.imread(sorted(glob.glob(str(SHARED / "images" / "*.jpg")))[0])
     tensor = classifier.prepare(Frame(source="photo", index=0, image=photo, decode_ms=0.0)).tensor
+    contended = invoke_p50_next_to_decoding(engine, tensor, clip)
+    alone = invoke_p50(engine, tensor)
+    print(
+        f"{model}: invoke p50 alone {alone:.3f} ms, while another process decodes the clip {contended:.3f} ms"
+    )
+    ratios: list[float] = []
+    own: list[float] = []
+    for run in range(repeat):
+        before = invoke_p50(engine, tensor)
+        fps, count, busy, in_stream = stream_fps(clip, model)
+        after = invoke_p50(engine, tensor)
+        ratios.append(fps * before / 1000.0)
+        own.append(fps * in_stream / 1000.0)
+        print(
+            f"  run {run + 1}: invoke p50 {before:.3f} ms (after the stream {after:.3f}); "
+            f"stream {count} frames {fps:.1f} fps: ratio {ratios[-1]:.3f}; "
+            f"inference p50 inside the stream {in_stream:.3f} ms, ratio to it {own[-1]:.3f}; "
+            f"main thread in inference {busy * 100:.1f}% of the time"
+        )
+    return {
+        "model": model,
+        "backend": f"{engine.backend.name} {engine.backend.version}",
+        "ratios": ratios,
+        "own": own,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="v2", help="a zoo name, or several separated by commas")
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--size", default="640x480")
+    parser.add_argument("--repeat", type=int, default=5, help="stream runs per model (medians are reported)")
+    args = parser.parse_args()
+    if not os.environ.get("EDGENET_MODEL_MIRROR") and (SHARED / "models").is_dir():
+        os.environ["EDGENET_MODEL_MIRROR"] = str(SHARED / "models")
+    width, height = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "clip.avi"
         make_clip(clip, args.frames, (width, height))
-        ratios: list[float] = []
-        rates: list[float] = []
-        own: list[float] = []
-        contended = invoke_p50_next_to_decoding(engine, tensor, clip)
-        print(
-            f"invoke p50 while another process decodes the clip: {contended:.3f} ms "
-            f"(alone: {invoke_p50(engine, tensor):.3f} ms)"
-        )
-        for run in range(args.repeat):
-            before = invoke_p50(engine, tensor)
-            fps, count, busy, in_stream = stream_fps(clip, args.model)
-            after = invoke_p50(engine, tensor)
-            limit = 1000.0 / before
-            ratios.append(fps / limit)
-            rates.append(fps)
-            own.append(fps / (1000.0 / in_stream))
-            print(
-                f"run {run + 1}: invoke p50 {before:.3f} ms (after {after:.3f}) -> limit {limit:.1f} fps; "
-                f"stream {count} frames {fps:.1f} fps: ratio {fps / limit:.3f} (main thread in inference "
-                f"{busy * 100:.1f}% of the time; inference p50 inside the stream {in_stream:.3f} ms, "
-                f"ratio to that limit {own[-1]:.3f})"
-            )
+        results = [measure(model, clip, args.repeat) for model in args.model.split(",")]
     print(
-        f"{args.model}, 1 thread, {args.frames} frames {args.size} MJPG, {engine.backend.name} "
-        f"{engine.backend.version}, {os.cpu_count()} cores: ratio median {statistics.median(ratios):.3f} "
-        f"(min {min(ratios):.3f}, max {max(ratios):.3f}); target >= 0.95"
+        f"\n1 inference thread, {args.frames} frames {args.size} MJPG, {os.cpu_count()} cores; target >= 0.95"
     )
-    if own:
+    for result in results:
+        ratios, own = result["ratios"], result["own"]
+        met = sum(r >= 0.95 for r in ratios)
         print(
-            f"against the stream's own inference p50 (what invoke costs while capture runs beside it): "
-            f"{statistics.median(own):.3f} (median); the rest of the gap: invoke slowed by work beside it"
-        )
-    if rates:
-        print(
-            f"the limit with decoding next door is {1000.0 / contended:.1f} fps: the stream reached "
-            f"{statistics.median(rates) / (1000.0 / contended):.3f} "
-            "of it (median)"
+            f"{result['model']:>12} ({result['backend']}): steady fps / (1000 / invoke p50 alone) median "
+            f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}; "
+            f"{met}/{len(ratios)} runs >= 0.95); / (1000 / inference p50 in the stream) median "
+            f"{statistics.median(own):.3f} (min {min(own):.3f})"
         )
 
 
