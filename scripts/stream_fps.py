@@ -76,7 +76,7 @@ def invoke_p50_next_to_decoding(engine, tensor, clip: Path) -> float:
         decoder.wait()
 
 
-def stream_fps(clip: Path, model: str) -> tuple[float, int, float, float]:
+def stream_fps(clip: Path, model: str, tree: Path = ROOT) -> tuple[float, int, float, float]:
     """`edgenet classify --video CLIP ... > file` (a file, so no reader process competes for the cores).
 
     Returns steady fps, records, and how busy inference kept the main thread (sum of the records'
@@ -98,7 +98,7 @@ def stream_fps(clip: Path, model: str) -> tuple[float, int, float, float]:
         "--quiet",
     ]
     with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, text=True, cwd=str(ROOT))
+        done = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, text=True, cwd=str(tree))
         if done.returncode != 0:
             sys.exit(f"edgenet classify failed ({done.returncode}): {done.stderr.strip()}")
         out.seek(0)
@@ -109,7 +109,7 @@ def stream_fps(clip: Path, model: str) -> tuple[float, int, float, float]:
     return (len(times) - 1) / (times[-1] - times[0]), len(records), busy, in_stream_p50
 
 
-def measure(model: str, clip: Path, repeat: int) -> dict:
+def measure(model: str, clip: Path, repeat: int, baseline: Path | None = None) -> dict:
     import cv2
 
     from edgenet.pipeline import open_model
@@ -126,9 +126,14 @@ def measure(model: str, clip: Path, repeat: int) -> dict:
     )
     ratios: list[float] = []
     own: list[float] = []
+    old: list[float] = []
     for run in range(repeat):
         before = invoke_p50(engine, tensor)
+        if baseline is not None and run % 2:  # the baseline first every other run: neither gets a fixed slot
+            old.append(stream_fps(clip, model, baseline)[0] * before / 1000.0)
         fps, count, busy, in_stream = stream_fps(clip, model)
+        if baseline is not None and not run % 2:
+            old.append(stream_fps(clip, model, baseline)[0] * before / 1000.0)
         after = invoke_p50(engine, tensor)
         ratios.append(fps * before / 1000.0)
         own.append(fps * in_stream / 1000.0)
@@ -137,12 +142,14 @@ def measure(model: str, clip: Path, repeat: int) -> dict:
             f"stream {count} frames {fps:.1f} fps: ratio {ratios[-1]:.3f}; "
             f"inference p50 inside the stream {in_stream:.3f} ms, ratio to it {own[-1]:.3f}; "
             f"main thread in inference {busy * 100:.1f}% of the time"
+            + (f"; baseline ratio {old[-1]:.3f}" if old else "")
         )
     return {
         "model": model,
         "backend": f"{engine.backend.name} {engine.backend.version}",
         "ratios": ratios,
         "own": own,
+        "baseline": old,
     }
 
 
@@ -152,6 +159,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--repeat", type=int, default=5, help="stream runs per model (medians are reported)")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also run the edgenet of git revision REV beside each stream run (an A/B in one run)",
+    )
     args = parser.parse_args()
     if not os.environ.get("EDGENET_MODEL_MIRROR") and (SHARED / "models").is_dir():
         os.environ["EDGENET_MODEL_MIRROR"] = str(SHARED / "models")
@@ -159,7 +171,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "clip.avi"
         make_clip(clip, args.frames, (width, height))
-        results = [measure(model, clip, args.repeat) for model in args.model.split(",")]
+        baseline = None
+        if args.against:
+            baseline = Path(folder) / "baseline"
+            baseline.mkdir()
+            archive = subprocess.run(
+                ["git", "archive", args.against, "edgenet"], cwd=ROOT, capture_output=True, check=True
+            )
+            subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive.stdout, check=True)
+        results = [measure(model, clip, args.repeat, baseline) for model in args.model.split(",")]
     print(
         f"\n1 inference thread, {args.frames} frames {args.size} MJPG, {os.cpu_count()} cores; target >= 0.95"
     )
@@ -172,6 +192,13 @@ def main() -> None:
             f"{met}/{len(ratios)} runs >= 0.95); / (1000 / inference p50 in the stream) median "
             f"{statistics.median(own):.3f} (min {min(own):.3f})"
         )
+        if result["baseline"]:
+            old = result["baseline"]
+            met = sum(r >= 0.95 for r in old)
+            print(
+                f"{'':>12} {args.against}, same runs: median {statistics.median(old):.3f} "
+                f"(min {min(old):.3f}, max {max(old):.3f}; {met}/{len(old)} runs >= 0.95)"
+            )
 
 
 if __name__ == "__main__":
