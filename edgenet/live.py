@@ -92,11 +92,17 @@ def summary(stats: StreamStats, classifier, sources: str) -> str:
         parts.append(f"per frame p50 {percentile(total, 50):.2f} ms")
     if capture:
         parts.append(f"capture wait p50 {percentile(capture, 50):.2f} ms")
-    if stats.steady_fps():
-        parts.append(f"{stats.steady_fps():.1f} fps")
-    warmup = getattr(classifier, "warmup_ms", None)
-    if warmup:  # the p50 is invoke with nothing beside it: compare it with the inference p50 above
-        later = f", then p50 {percentile(warmup[1:], 50):.2f} ms" if len(warmup) > 1 else ""
+    # the warm-up's p50 is invoke with nothing running beside it, measured in this run just before capture
+    warmup = getattr(classifier, "warmup_ms", None) or []
+    alone = percentile(warmup[1:], 50) if len(warmup) > 1 else None
+    fps = stats.steady_fps()
+    if fps:  # near 1: inference is the bottleneck; far below: the camera, decoding or the reader is
+        share = ""
+        if alone:
+            share = f" ({fps * alone / 1000:.2f} of the {1000 / alone:.0f} fps invoke alone allows)"
+        parts.append(f"{fps:.1f} fps{share}")
+    if warmup:
+        later = f", then p50 {alone:.2f} ms" if alone else ""
         parts.append(f"warm-up {len(warmup)} invokes (first {warmup[0]:.1f} ms{later})")
     parts.append(
         f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
