@@ -145,8 +145,7 @@ class Classifier:
             return Inferred(item, None, 0.0, time.time())
         started = time.perf_counter_ns()
         raw = self.engine.run(item.tensor)  # a copy of the output row: safe to finish in another thread
-        ended = time.perf_counter_ns()
-        return Inferred(item, raw, (ended - started) / 1e6, time.time())
+        return Inferred(item, raw, (time.perf_counter_ns() - started) / 1e6, time.time())
 
     def warm_up(self, seconds: float = STREAM_WARMUP_S, min_runs: int = 3) -> None:
         """Invoke on a grey frame until `seconds` have passed and `min_runs` ran; the times go to `warmup_ms`.

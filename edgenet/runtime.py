@@ -151,9 +151,9 @@ def default_threads(pipeline: bool = False) -> int:
     return max(1, min(MAX_DEFAULT_THREADS, cores))
 
 
-def decode_threads(inference_threads: int) -> int:
+def decode_threads(inference_threads: int | None) -> int:
     """Threads for a video decoder running beside inference: the cores inference leaves free, at least 1."""
-    return max(1, usable_cores() - max(1, inference_threads))
+    return max(1, usable_cores() - max(1, inference_threads or 1))
 
 
 def inspect_model_file(path: str | os.PathLike) -> ModelFileInfo:

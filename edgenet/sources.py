@@ -138,7 +138,7 @@ def video_frames(path: str, every: int = 1, decode_threads: int | None = None) -
     `decode_threads` caps FFmpeg's decoder threads. Left to itself FFmpeg starts one per core, and on a
     board where inference owns the other cores its decoder thread lands on them: on 2 cores, a 640x480 MJPG
     clip decodes in 0.91 ms of CPU per frame with 1 thread vs 1.02 ms with FFmpeg's default, which also
-    hands every frame to a second thread and back (two context switches a frame; scripts/stream_fps.py).
+    hands every frame to a second thread and back (two context switches a frame; a plain cv2 read loop).
     """
     cv2 = _cv2()
     if not os.path.exists(path):

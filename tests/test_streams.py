@@ -111,6 +111,13 @@ def test_video_frames_with_one_decoder_thread_gives_the_same_pixels(clip):
     assert all(np.array_equal(a.image, b.image) for a, b in zip(default, capped, strict=True))
 
 
+def test_decoder_gets_the_cores_inference_leaves_and_never_none():
+    from edgenet.runtime import decode_threads, usable_cores
+
+    assert decode_threads(1) == decode_threads(None) == max(1, usable_cores() - 1)
+    assert decode_threads(usable_cores()) == 1 and decode_threads(10_000) == 1
+
+
 def test_video_frames_every_nth_keeps_file_positions(clip):
     assert [f.index for f in sources.video_frames(str(clip), every=5)] == [0, 5, 10]
 
