@@ -546,7 +546,7 @@ def run_stream(
     stats = StreamStats()
     stop = (stop or StopSignals()).__enter__()
     stopping = stop.received
-    deadline = time.monotonic() + stream.duration if stream.duration is not None else None
+    deadline = None  # --duration counts from the end of the warm-up
 
     def should_stop() -> bool:
         return bool(stopping) or (deadline is not None and time.monotonic() >= deadline)
@@ -560,10 +560,15 @@ def run_stream(
         stats.add(record)
 
     writer = RecordWriter(deliver)
-    results = classify_stream(frames, opened.classifier, live=live, should_stop=should_stop, finish=False)
+    results = classify_stream(
+        frames, opened.classifier, live=live, should_stop=should_stop, finish=False, warm_up=False
+    )
     failure = None
     taken = 0
     try:
+        opened.classifier.warm_up()  # before capture starts (a camera drops nothing meanwhile)
+        if stream.duration is not None:
+            deadline = time.monotonic() + stream.duration
         if view:
             view.start()
         for result in results:

@@ -355,6 +355,17 @@ def test_cli_max_frames_and_videos_as_plain_inputs(cli, clip, photos):
     assert " frames, " not in done.stderr  # --quiet: no summary
 
 
+def test_cli_duration_counts_from_the_end_of_the_warm_up(cli, clip):
+    """The interpreter warms for 0.2 s before capture; a --duration shorter than that still streams."""
+    done = cli(
+        "classify", "--video", str(clip), "--duration", "0.1", "--model", "v1-0.25-128", "--format", "jsonl"
+    )
+    assert done.returncode == 0, done.stderr
+    found = records(done.stdout)
+    assert found and [r["frame"] for r in found] == list(range(len(found)))
+    assert "warm-up " in done.stderr
+
+
 def test_cli_camera_path_with_a_file_as_the_device(cli, clip):
     done = cli(
         "classify", "--camera", str(clip), "--max-frames", "4", "--model", "v1-0.25-128", "--format", "jsonl"
