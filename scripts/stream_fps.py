@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Is inference the only bottleneck of a video stream? Steady fps of `edgenet classify --video` vs invoke().
 
-In one run: (1) invoke() p50 of the model alone, 1 thread, on a real photo; (2) `edgenet classify --video
-CLIP --threads 1 --format jsonl` on a 120-frame MJPG clip made from the shared photos, steady fps taken from
-the records' `time` (first to last); (3) invoke() p50 again. Prints fps / (1000 / invoke p50); target >= 0.95.
-Also measured once: invoke() p50 while another process decodes the clip, i.e. the limit when the capture
-thread's work runs on the other core (on the 2-vCPU KVM box this was written on, decoding next door costs
-invoke ~22%, a Python busy loop ~1%: the vCPUs share SIMD units or caches).
+Per run: (1) invoke() p50 of the model alone, 1 thread, in this script; (2) `edgenet classify --video CLIP
+--threads 1 --format jsonl` on a 120-frame MJPG clip made from the shared photos, steady fps taken from the
+records' `time` (first to last); (3) invoke() p50 again. The fps is divided by three limits, 1000 / p50 of:
+invoke alone in (1); the stream's own warm-up (read off its summary line: same process and thread, 0.2 s
+before capture starts); the inference inside the stream (the records' latency_ms.inference). Target >= 0.95.
+Also measured once per model: invoke() p50 while another process decodes the clip. On the shared 2-vCPU KVM
+box this was written on, invoke alone flips between phases ~25% apart from one second to the next, so
+single runs scatter on both sides of the target: use --repeat and read the medians.
+`--against REV` also streams the edgenet of git revision REV in every run (an A/B measured in one run).
 
-    .venv/bin/python scripts/stream_fps.py [--model v2] [--frames 120] [--size 640x480] [--repeat 3]
+    .venv/bin/python scripts/stream_fps.py [--model v2,v2-qat] [--frames 120] [--size 640x480] [--repeat 5]
+        [--against REV]
 """
 
 from __future__ import annotations
