@@ -412,13 +412,15 @@ def classify_stream(
     live: bool,
     should_stop=lambda: False,
     finish: bool = True,
-    warm_up: bool = True,
+    warm_up: bool = False,
 ) -> Iterator[FrameResult] | Iterator[Inferred]:
     """Frames of a video or camera through a StreamPrefetcher; inference here, in the calling thread.
 
     Files give every frame in order; live sources give the newest frame each time (drops counted). When
     `should_stop()` turns true, the frame in flight is finished and yielded, then the stream ends.
     `finish=False` yields Inferred items, to be postprocessed elsewhere with `classifier.finish`.
+    `warm_up=True` warms the interpreter before capture starts (the CLI's streams do it themselves, before
+    their --duration clock; the image path does not: one photo from cron should not pay 0.2 s).
     """
     if warm_up:  # before capture starts: a live camera's frames are not dropped while the model warms up
         classifier.warm_up()

@@ -273,7 +273,7 @@ def test_live_view_and_summary_render(clip, classifier):
     from edgenet.pipeline import classify_stream
 
     stats = StreamStats()
-    for result in classify_stream(sources.video_frames(str(clip)), classifier, live=False):
+    for result in classify_stream(sources.video_frames(str(clip)), classifier, live=False, warm_up=True):
         stats.add(result.to_dict())
     stats.add({"source": "camera:0", "frame": 99, "error": "camera lost: camera:0 gave no frame"})
     console = Console(record=True, width=120, file=open(os.devnull, "w"))  # noqa: SIM115
@@ -287,6 +287,14 @@ def test_live_view_and_summary_render(clip, classifier):
     assert len(classifier.warmup_ms) >= 3 and f"warm-up {len(classifier.warmup_ms)} invokes" in line
     alone = 1000 / statistics.median(classifier.warmup_ms[1:])
     assert f" of the {alone:.0f} fps invoke alone allows)" in line
+
+
+def test_image_runs_do_not_warm_up(images, classifier):
+    from edgenet.pipeline import classify_frames
+
+    classifier.warmup_ms = []
+    results = list(classify_frames(sources.image_frames([str(images / "owl.jpg")]), classifier))
+    assert len(results) == 1 and results[0].error is None and classifier.warmup_ms == []
 
 
 def test_record_time_is_when_inference_ended_not_when_the_writer_got_to_it(clip, classifier):
@@ -303,9 +311,7 @@ def test_record_time_is_when_inference_ended_not_when_the_writer_got_to_it(clip,
         written.append((classifier.finish(inferred).to_dict(), time.time()))
 
     writer = RecordWriter(slow, depth=FRAMES)
-    for inferred in classify_stream(
-        sources.video_frames(str(clip)), classifier, live=False, finish=False, warm_up=False
-    ):
+    for inferred in classify_stream(sources.video_frames(str(clip)), classifier, live=False, finish=False):
         writer.put(inferred)
     writer.close()
     stamps = [datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp() for r, _ in written]
