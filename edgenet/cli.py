@@ -557,7 +557,7 @@ def run_stream(
         record = opened.classifier.finish(inferred).to_dict()
         if sink:
             sink.write(record)
-        stats.add(record)
+        stats.add(record, inferred.done)
 
     writer = RecordWriter(deliver)
     results = classify_stream(

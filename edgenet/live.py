@@ -12,6 +12,7 @@ from collections import deque
 from edgenet.bench import percentile
 
 WINDOW = 300  # frames behind the live view's fps and percentiles
+SHARE_MIN_FRAMES = 10  # frames before the summary compares fps with the warm-up's invoke limit
 SUMMARY_KEEP = 100_000  # latencies kept for the summary of a long camera run (the most recent ones)
 
 
@@ -31,10 +32,13 @@ class StreamStats:
         self.inference: deque = deque(maxlen=SUMMARY_KEEP)
         self.total: deque = deque(maxlen=SUMMARY_KEEP)
         self.capture: deque = deque(maxlen=SUMMARY_KEEP)
-        self._recent: deque = deque(maxlen=window)  # (perf_counter, inference ms, total ms)
+        self._recent: deque = deque(maxlen=window)  # (inference end, inference ms, total ms)
 
-    def add(self, record: dict) -> None:
-        now = time.perf_counter()
+    def add(self, record: dict, done: float | None = None) -> None:
+        """`done`: when the frame's inference ended (time.time(), Inferred.done). fps is taken from these, not
+        from when the writer thread got to the record: a writer that lags and then catches up would make a
+        short stream look faster than inference allows. Give it for every record of a run, or for none."""
+        now = done if done is not None else time.time()
         self.count += 1
         self.source = record.get("source", "")
         self.frame = record.get("frame", -1)
@@ -57,7 +61,7 @@ class StreamStats:
 
     def steady_fps(self) -> float:
         """Classified frames per second from the first result to the last (start-up excluded)."""
-        if self._good < 2 or self._last == self._first:
+        if self._good < 2 or self._last <= self._first:
             return 0.0
         return (self._good - 1) / (self._last - self._first)
 
@@ -98,7 +102,7 @@ def summary(stats: StreamStats, classifier, sources: str) -> str:
     fps = stats.steady_fps()
     if fps:  # near 1: inference is the bottleneck; far below: the camera, decoding or the reader is
         share = ""
-        if alone:
+        if alone and stats.count - stats.errors >= SHARE_MIN_FRAMES:
             share = f" ({fps * alone / 1000:.2f} of the {1000 / alone:.0f} fps invoke alone allows)"
         parts.append(f"{fps:.1f} fps{share}")
     if warmup:

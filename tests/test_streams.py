@@ -289,6 +289,29 @@ def test_live_view_and_summary_render(clip, classifier):
     assert f" of the {alone:.0f} fps invoke alone allows)" in line
 
 
+def test_summary_fps_comes_from_when_inference_ended(classifier):
+    """11 records whose inferences ended 10 ms apart, handed over all at once (a writer catching up):
+    100 fps, i.e. 1.00 of the 100 fps that a 10 ms warm-up p50 allows; below 10 frames no share."""
+    from edgenet.live import StreamStats, summary
+
+    record = {"source": "clip.avi", "frame": 0, "top_k": [], "latency_ms": {"inference": 10.0, "total": 11.0}}
+    saved = classifier.warmup_ms
+    try:
+        classifier.warmup_ms = [50.0, 10.0, 10.0, 10.0]
+        few, many = StreamStats(), StreamStats()
+        for index in range(11):
+            many.add(record, 1000.0 + index * 0.01)
+            if index < 5:
+                few.add(record, 1000.0 + index * 0.01)
+        assert round(many.steady_fps()) == 100
+        assert "100.0 fps (1.00 of the 100 fps invoke alone allows)" in summary(many, classifier, "clip.avi")
+        assert "100.0 fps, warm-up 4 invokes (first 50.0 ms, then p50 10.00 ms)" in summary(
+            few, classifier, "x"
+        )
+    finally:
+        classifier.warmup_ms = saved
+
+
 def test_image_runs_do_not_warm_up(images, classifier):
     from edgenet.pipeline import classify_frames
 
