@@ -111,6 +111,34 @@ def test_video_frames_with_one_decoder_thread_gives_the_same_pixels(clip):
     assert all(np.array_equal(a.image, b.image) for a, b in zip(default, capped, strict=True))
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="FFmpeg starts one decoder thread per core")
+def test_decoder_thread_cap_holds_on_an_mpeg4_clip(tmp_path, photos):
+    """Uncapped, FFmpeg decodes MPEG-4 with a thread per core; capped at 1 it starts none, same pixels."""
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "clip.mp4"
+    images = [cv2.resize(cv2.imread(str(p)), SIZE) for p in photos]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, SIZE)
+    if not writer.isOpened():
+        pytest.skip("this OpenCV cannot write MPEG-4")
+    for index in range(8):
+        writer.write(images[index % len(images)])
+    writer.release()
+
+    def first_frames(decode_threads):
+        frames = sources.video_frames(str(path), decode_threads=decode_threads)
+        taken = [next(frames) for _ in range(3)]
+        threads = len(os.listdir("/proc/self/task"))  # while the capture is open
+        frames.close()
+        return taken, threads
+
+    default, default_threads = first_frames(None)
+    capped, capped_threads = first_frames(1)
+    assert capped_threads < default_threads
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(default, capped, strict=True))
+
+
 def test_decoder_gets_the_cores_inference_leaves_and_never_none():
     from edgenet.runtime import decode_threads, usable_cores
 
