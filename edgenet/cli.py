@@ -121,7 +121,7 @@ def classify(
     height: int | None = typer.Option(None, "--height", min=1, help="Camera capture height."),
     fps: float | None = typer.Option(None, "--fps", min=0.1, help="Camera frame rate to ask for."),
     max_frames: int | None = typer.Option(None, "--max-frames", min=1, help="Stop after N frame records."),
-    duration: float | None = typer.Option(None, "--duration", min=0.0, help="Stop after S seconds."),
+    duration: float | None = typer.Option(None, "--duration", help="Stop after S seconds of streaming."),
     every: int = typer.Option(1, "--every", min=1, help="Classify every Nth frame of a video or camera."),
     reconnect: int = typer.Option(5, "--reconnect", min=0, help="Reopen a lost camera up to N times."),
     state: str | None = typer.Option(
@@ -461,13 +461,15 @@ class StreamOptions:
             )
 
 
-def _file_frames(paths, every: int, decode_threads: int | None = None):
-    """Images and videos in the order given: images numbered across the run, each video's frames from 0."""
+def _file_frames(paths, every: int, decode_threads: int | None = None, videos=frozenset()):
+    """Images and videos in the order given: images numbered across the run, each video's frames from 0.
+
+    A path is a video by its extension, or because it came with --video (`videos`)."""
     from edgenet.sources import image_frames, is_video, video_frames
 
     image_index = 0
     for path in paths:
-        if is_video(path):
+        if path in videos or is_video(path):
             yield from video_frames(path, every, decode_threads)
         else:
             yield from image_frames([path], start_index=image_index)
@@ -493,6 +495,13 @@ def run_stream(
     from edgenet.pipeline import RecordWriter, classify_stream, open_model
     from edgenet.sinks import open_sink
 
+    if stream.duration is not None and not stream.duration > 0:
+        raise UsageError(f"--duration {stream.duration:g}: give a number of seconds above 0")
+    if fmt == "table" and output:
+        raise UsageError(
+            "--output with --camera or --video needs --format jsonl or csv (a stream's table is only the "
+            "live view and the summary on stderr)"
+        )
     first_capture = None
     if stream.camera:
         if inputs or stream.videos:
@@ -518,7 +527,13 @@ def run_stream(
         live, title = True, spec.name
     else:
         stream.check_files()
-        paths = sources.expand_inputs(list(inputs) + list(stream.videos))
+        videos = sources.expand_inputs(stream.videos, videos=True)
+        if stream.videos and not videos:
+            raise UsageError(
+                f"no video files in {', '.join(stream.videos)}; give video files "
+                f"({', '.join(sources.VIDEO_EXTENSIONS[:4])} ...) to --video"
+            )
+        paths = sources.expand_inputs(list(inputs)) + videos
         frames = None  # once the model is open: the decoder gets the cores inference leaves
         live, title = False, paths[0] if len(paths) == 1 else f"{len(paths)} files"
     try:
@@ -534,7 +549,8 @@ def run_stream(
     if frames is None:
         from edgenet.runtime import decode_threads
 
-        frames = _file_frames(paths, stream.every, decode_threads(opened.classifier.engine.threads))
+        threads = decode_threads(opened.classifier.engine.threads)
+        frames = _file_frames(paths, stream.every, threads, frozenset(videos))
     if fmt == "table" and not quiet and not sys.stderr.isatty():
         warn(
             "streams print a summary only with --format table; use --format jsonl or csv for "

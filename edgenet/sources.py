@@ -47,11 +47,13 @@ def _is_special(root: str, name: str) -> bool:
         return False  # a dangling link: kept, so that it gets its error record
 
 
-def expand_inputs(paths: Iterable[str]) -> list[str]:
-    """Files as given; folders recursively (sorted, image extensions only); globs expanded and sorted.
+def expand_inputs(paths: Iterable[str], videos: bool = False) -> list[str]:
+    """Files as given; folders recursively (sorted, image extensions only, or video extensions with
+    `videos`); globs expanded and sorted.
 
     Paths that do not exist stay in the list so that each gets an error record.
     """
+    wanted = is_video if videos else _is_image
     items: list[str] = []
     for raw in paths:
         if os.path.isdir(raw):
@@ -59,7 +61,7 @@ def expand_inputs(paths: Iterable[str]) -> list[str]:
             for root, dirs, files in os.walk(raw):
                 dirs.sort()
                 found.extend(
-                    os.path.join(root, f) for f in files if _is_image(f) and not _is_special(root, f)
+                    os.path.join(root, f) for f in files if wanted(f) and not _is_special(root, f)
                 )
             items.extend(sorted(found))
         elif os.path.exists(raw) or os.path.islink(raw):
@@ -102,6 +104,8 @@ VIDEO_EXTENSIONS = (
     ".mpg",
     ".mpeg",
     ".ts",
+    ".mts",
+    ".m2ts",
     ".mjpeg",
     ".mjpg",
     ".h264",

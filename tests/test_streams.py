@@ -455,10 +455,12 @@ def test_cli_camera_0_without_a_camera_exits_4(cli):
         ["--width", "640", "--video", "{clip}"],  # capture size without a camera
         ["--camera", "0", "--video", "{clip}"],  # a camera and files at once
         ["--camera", "picamera2:front"],
+        ["--duration", "0", "--video", "{clip}"],
+        ["--video", "{photos}"],  # a folder without videos
     ],
 )
 def test_cli_stream_usage_errors_exit_2(cli, clip, photos, args):
-    args = [a.replace("{clip}", str(clip)) for a in args]
+    args = [a.replace("{clip}", str(clip)).replace("{photos}", str(photos[0].parent)) for a in args]
     done = cli(
         "classify",
         str(photos[0]) if "--video" not in args and "--camera" not in args else "--quiet",
@@ -548,6 +550,31 @@ def test_cli_stream_into_a_closed_pipe_ends_quietly(tmp_path, photos):
     process.wait(timeout=30)
     assert json.loads(first)["frame"] == 0
     assert process.returncode == 0 and "Traceback" not in errors and "Exception" not in errors
+
+
+def test_cli_stream_table_with_output_is_a_usage_error_not_a_lost_file(cli, clip, tmp_path):
+    out = tmp_path / "records.txt"
+    done = cli("classify", "--video", str(clip), "--model", "v1-0.25-128", "--output", str(out))
+    assert done.returncode == 2 and "--format jsonl or csv" in done.stderr and not out.exists()
+
+
+def test_cli_video_option_means_video_whatever_the_name_and_takes_folders(cli, clip, tmp_path):
+    """--video FILE is a video even without a video extension; --video DIR streams the videos in it."""
+    folder = tmp_path / "recordings"
+    (folder / "later").mkdir(parents=True)
+    (folder / "b.avi").write_bytes(clip.read_bytes())
+    (folder / "later" / "a.mts").write_bytes(clip.read_bytes())  # MJPG AVI inside; FFmpeg sniffs it
+    (folder / "notes.txt").write_text("not a video")
+    bare = tmp_path / "camera-dump"
+    bare.write_bytes(clip.read_bytes())
+    done = cli(
+        "classify", "--video", str(folder), "--video", str(bare), "--model", "v1-0.25-128", "-f", "jsonl"
+    )
+    assert done.returncode == 0, done.stderr
+    found = records(done.stdout)
+    expected = [str(folder / "b.avi"), str(folder / "later" / "a.mts"), str(bare)]
+    assert [r["source"] for r in found] == [p for p in expected for _ in range(FRAMES)]
+    assert [r["frame"] for r in found] == list(range(FRAMES)) * 3
 
 
 def test_a_cut_off_video_ends_with_an_error_record(cli, clip, tmp_path):
