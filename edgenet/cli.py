@@ -588,7 +588,8 @@ def run_stream(
         if view:
             view.start()
         for result in results:
-            writer.put(result)
+            if not writer.put(result, give_up=lambda: bool(stopping)):
+                break  # asked to stop while the output is not being read
             taken += 1
             if stream.max_frames and taken >= stream.max_frames:
                 break
@@ -599,21 +600,38 @@ def run_stream(
     finally:
         try:
             results.close()
-            writer.close()  # every record taken is written and flushed before the exit
+            # every record taken is written and flushed before the exit; a stop request bounds the wait
+            writer.close(give_up=lambda: bool(stopping), grace=STALLED_OUTPUT_GRACE_S)
+        except EdgenetError as error:  # e.g. the disk filled up: still say what was done
+            failure = failure or error
         finally:
             if view:
                 view.stop()
-            if sink:
+            if sink and not writer.stuck:
                 sink.close()
             stop.__exit__()
     if not quiet:
         say(summary(stats, opened.classifier, title))
+    if writer.stuck:
+        # the writer thread is stuck in write() on a reader that stopped reading: flushing stdout at exit
+        # would hang too, so leave without Python's shutdown
+        say(
+            f"interrupted ({', '.join(stopping) or 'stop'}): {writer.unwritten} records were not written "
+            f"because the output was not being read for {STALLED_OUTPUT_GRACE_S:g} s; the records before "
+            "them are complete",
+            "red",
+        )
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
     if failure is not None:
         raise failure
     if stopping:
         say(f"interrupted ({stopping[0]}): the records above are complete and flushed", "yellow")
         return EXIT_INTERRUPTED
     return 1 if stats.errors else 0
+
+
+STALLED_OUTPUT_GRACE_S = 5.0  # after a stop request: how long to wait for a reader that stopped reading
 
 
 class _NullSink:

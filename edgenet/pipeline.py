@@ -370,12 +370,17 @@ class RecordWriter:
     otherwise sit between two invokes). The queue is bounded: a slow reader of stdout slows the stream down
     (a live camera then drops more frames) instead of filling memory. A failure in `deliver` (e.g. a closed
     pipe) is re-raised in the caller's thread by the next `put` or by `close`.
+
+    A reader that stops reading altogether (a stalled `| less`, a hung consumer) blocks the writer thread in
+    write() for good; `put` and `close` take a `give_up` test so that a stop request still ends the run.
     """
 
     def __init__(self, deliver, depth: int = 64):
         self._deliver = deliver
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._failure: BaseException | None = None
+        self.queued = 0
+        self.delivered = 0
         self._thread = threading.Thread(target=self._work, name="edgenet-writer", daemon=True)
         self._thread.start()
 
@@ -387,19 +392,50 @@ class RecordWriter:
             if self._failure is None:
                 try:
                     self._deliver(result)
+                    self.delivered += 1
                 except BaseException as exc:  # handed to the caller's thread
                     self._failure = exc
 
-    def put(self, result) -> None:
-        if self._failure is not None:
-            raise self._failure
-        self._queue.put(result)
+    @property
+    def unwritten(self) -> int:
+        """Results taken by `put` and not delivered (yet): after `close`, those the output never got."""
+        return self.queued - self.delivered
 
-    def close(self) -> None:
-        """Write everything queued, stop the thread; re-raise a failure of `deliver`."""
-        if self._thread.is_alive():
-            self._queue.put(_DONE)
-            self._thread.join()
+    @property
+    def stuck(self) -> bool:
+        """After `close`: the writer thread is still in a write that does not return."""
+        return self._thread.is_alive()
+
+    def put(self, result, give_up=lambda: False) -> bool:
+        """Queue one result, waiting while the queue is full; False (not queued) once `give_up()` is true."""
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            try:
+                self._queue.put(result, timeout=0.1)
+                self.queued += 1
+                return True
+            except queue.Full:
+                if give_up():
+                    return False
+
+    def close(self, give_up=lambda: False, grace: float = 5.0) -> None:
+        """Write everything queued, stop the thread; re-raise a failure of `deliver`. Waits as long as the
+        output takes, except once `give_up()` is true: then `grace` seconds more at most (see `unwritten`)."""
+        deadline = None
+        handed = False
+        while self._thread.is_alive():
+            if deadline is None and give_up():
+                deadline = time.monotonic() + grace
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if not handed:
+                try:
+                    self._queue.put(_DONE, timeout=0.1)
+                    handed = True
+                except queue.Full:
+                    continue
+            self._thread.join(timeout=0.1)
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise failure

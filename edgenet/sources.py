@@ -60,9 +60,7 @@ def expand_inputs(paths: Iterable[str], videos: bool = False) -> list[str]:
             found = []
             for root, dirs, files in os.walk(raw):
                 dirs.sort()
-                found.extend(
-                    os.path.join(root, f) for f in files if wanted(f) and not _is_special(root, f)
-                )
+                found.extend(os.path.join(root, f) for f in files if wanted(f) and not _is_special(root, f))
             items.extend(sorted(found))
         elif os.path.exists(raw) or os.path.islink(raw):
             items.append(raw)

@@ -552,6 +552,42 @@ def test_cli_stream_into_a_closed_pipe_ends_quietly(tmp_path, photos):
     assert process.returncode == 0 and "Traceback" not in errors and "Exception" not in errors
 
 
+def test_cli_stream_stops_on_sigterm_when_nobody_reads_its_output(tmp_path, photos):
+    """stdout is a pipe that nobody reads: the writer thread blocks in write() for good. SIGTERM must still
+    end the run, after the grace period, with 130 and a line saying how many records were not written."""
+    import fcntl
+    import termios
+
+    from edgenet.cli import STALLED_OUTPUT_GRACE_S
+
+    long_clip = write_clip(tmp_path / "long.avi", photos, 600)
+    command = [sys.executable, "-m", "edgenet", "classify", "--video", str(long_clip)]
+    command += ["--model", "v1-0.25-128", "--format", "jsonl"]
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen(command, stdout=write_end, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    try:
+        waiting, last, still = bytearray(4), -1, 0
+        for _ in range(600):  # until the pipe stops filling up: the run is stalled on its reader
+            fcntl.ioctl(read_end, termios.FIONREAD, waiting)
+            now = int.from_bytes(waiting, sys.byteorder)
+            still = still + 1 if now == last and now > 0 else 0
+            if still >= 10 or process.poll() is not None:
+                break
+            last = now
+            time.sleep(0.1)
+        assert process.poll() is None, "the stream ended before its output filled the pipe"
+        process.send_signal(signal.SIGTERM)
+        errors = process.stderr.read()
+        process.wait(timeout=STALLED_OUTPUT_GRACE_S + 25)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(read_end)
+    assert process.returncode == 130 and "Traceback" not in errors
+    assert "records were not written because the output was not being read" in errors
+
+
 def test_cli_stream_table_with_output_is_a_usage_error_not_a_lost_file(cli, clip, tmp_path):
     out = tmp_path / "records.txt"
     done = cli("classify", "--video", str(clip), "--model", "v1-0.25-128", "--output", str(out))
