@@ -94,7 +94,7 @@ def summary(stats: StreamStats, classifier, sources: str) -> str:
     if inference:
         parts.append(f"inference p50/p90/p99 {_ms(percentile(inference, q) for q in (50, 90, 99))} ms")
         parts.append(f"per frame p50 {percentile(total, 50):.2f} ms")
-    if capture:
+    if capture and max(capture) > 0:  # files wait for nothing (their reading is decoding)
         parts.append(f"capture wait p50 {percentile(capture, 50):.2f} ms")
     # the warm-up's p50 is invoke with nothing running beside it, measured in this run just before capture
     warmup = getattr(classifier, "warmup_ms", None) or []

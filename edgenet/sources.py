@@ -174,12 +174,14 @@ def video_frames(path: str, every: int = 1, decode_threads: int | None = None) -
                         error=(f"video ended after {position} of {declared} frames: truncated or damaged"),
                     )
                 break
-            capture_ms = _ms_since(started)
+            # FFmpeg reads and decodes the frame in grab() (retrieve() converts it to BGR): for a file all of
+            # it is decoding, and nothing is waited for, so capture is 0
+            grab_ms = _ms_since(started)
             captured = time.time()
             if position % every == 0:
                 started = time.perf_counter_ns()
                 ok, image = capture.retrieve()
-                decode_ms = _ms_since(started)
+                decode_ms = grab_ms + _ms_since(started)
                 error = None if ok and image is not None else "cannot decode video frame"
                 yield Frame(
                     source=path,
@@ -188,7 +190,7 @@ def video_frames(path: str, every: int = 1, decode_threads: int | None = None) -
                     decode_ms=decode_ms,
                     captured=captured,
                     error=error,
-                    capture_ms=capture_ms,
+                    capture_ms=0.0,
                 )
             position += 1
     finally:

@@ -99,7 +99,8 @@ def test_video_frames_gives_every_frame_in_order(clip):
     for frame in frames:
         assert frame.error is None and frame.source == str(clip)
         assert frame.image.shape == (SIZE[1], SIZE[0], 3)
-        assert frame.captured is not None and frame.capture_ms >= 0 and frame.decode_ms >= 0
+        # FFmpeg reads and decodes in grab(): for a file that is all decoding, and no capture wait
+        assert frame.captured is not None and frame.capture_ms == 0.0 and frame.decode_ms > 0
 
 
 def test_video_frames_with_one_decoder_thread_gives_the_same_pixels(clip):
