@@ -556,7 +556,7 @@ def run_stream(
             "streams print a summary only with --format table; use --format jsonl or csv for "
             "per-frame records"
         )
-    sink = None if fmt == "table" else open_sink(fmt, output)
+    sink = None if fmt == "table" else open_sink(fmt, output, stream_records=True)
     if reporting is not None and (reporting.prom_textfile or reporting.mqtt):
         sink = reporting.wrap(sink or _NullSink(), opened.classifier)
     stats = StreamStats()

@@ -33,6 +33,8 @@ CSV_FIELDS = [
     "time",
     "error",
 ]
+# streams (--camera, --video) add the capture wait, when the frame arrived and the frames dropped before it
+STREAM_CSV_FIELDS = CSV_FIELDS[:8] + ["capture_ms"] + CSV_FIELDS[8:14] + ["captured", "dropped", "error"]
 
 
 class Sink:
@@ -93,6 +95,14 @@ def csv_row(record: dict) -> dict:
         "time": record.get("time", ""),
         "error": record.get("error", ""),
     }
+
+
+def stream_csv_row(record: dict) -> dict:
+    row = csv_row(record)
+    row["capture_ms"] = (record.get("latency_ms") or {}).get("capture", "")
+    row["captured"] = record.get("captured", "")
+    row["dropped"] = record.get("dropped", "")
+    return row
 
 
 class CsvSink(Sink):
@@ -200,8 +210,9 @@ class TableSink(CollectingSink):
         super().close()
 
 
-def open_sink(fmt: str, output: str | None) -> Sink:
-    """`output` None: jsonl/csv to stdout, table to stderr. With a file: appended, line by line."""
+def open_sink(fmt: str, output: str | None, stream_records: bool = False) -> Sink:
+    """`output` None: jsonl/csv to stdout, table to stderr. With a file: appended, line by line.
+    `stream_records`: CSV gets the stream columns (capture_ms, captured, dropped)."""
     if output:
         try:
             stream = open(output, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by Sink.close
@@ -214,6 +225,8 @@ def open_sink(fmt: str, output: str | None) -> Sink:
     if fmt == "jsonl":
         return JsonlSink(stream)
     if fmt == "csv":
+        if stream_records:
+            return CsvSink(stream, STREAM_CSV_FIELDS, stream_csv_row)
         return CsvSink(stream)
     return TableSink(stream)
 

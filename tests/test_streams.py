@@ -589,6 +589,19 @@ def test_cli_stream_stops_on_sigterm_when_nobody_reads_its_output(tmp_path, phot
     assert "records were not written because the output was not being read" in errors
 
 
+def test_cli_stream_csv_carries_the_stream_fields(cli, clip):
+    import csv
+    import io
+
+    done = cli("classify", "--camera", str(clip), "--max-frames", "3", "--model", "v1-0.25-128", "-f", "csv")
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    good = [r for r in rows if not r["error"]]
+    assert len(rows) == 3 and good, done.stderr
+    for row in good:
+        assert float(row["capture_ms"]) >= 0 and int(row["dropped"]) >= 0
+        assert row["captured"].endswith("Z") and row["captured"] <= row["time"]
+
+
 def test_cli_stream_table_with_output_is_a_usage_error_not_a_lost_file(cli, clip, tmp_path):
     out = tmp_path / "records.txt"
     done = cli("classify", "--video", str(clip), "--model", "v1-0.25-128", "--output", str(out))
