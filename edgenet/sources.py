@@ -114,6 +114,8 @@ VIDEO_EXTENSIONS = (
     ".3gp",
     ".ogv",
 )
+NETWORK_OPEN_TIMEOUT_MS = 10_000  # rtsp://, http://... cameras: give up opening after this long
+NETWORK_READ_TIMEOUT_MS = 5_000  # and count a stream that stops sending for this long as a lost camera
 RECONNECT_BACKOFF_S = 0.5  # first wait before reopening a lost camera; doubles per attempt
 RECONNECT_BACKOFF_MAX_S = 8.0
 
@@ -341,12 +343,23 @@ def open_camera(
     if is_node and os.path.exists(node) and not os.access(node, os.R_OK | os.W_OK):
         raise DeviceError(f"cannot open {spec.name}: no permission to open {node}; {camera_diagnostics()}")
     cv2 = _cv2()
+    is_url = "://" in node
     if is_node and sys.platform.startswith("linux"):
         capture = cv2.VideoCapture(device, cv2.CAP_V4L2)
+    elif is_url:  # a network camera that does not answer must not hold the run (FFmpeg waits 30 s or more)
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, NETWORK_OPEN_TIMEOUT_MS]
+        timeouts += [cv2.CAP_PROP_READ_TIMEOUT_MSEC, NETWORK_READ_TIMEOUT_MS]
+        capture = cv2.VideoCapture(device, cv2.CAP_FFMPEG, timeouts)
     else:
         capture = cv2.VideoCapture(device)
     if not capture.isOpened():
         capture.release()
+        if is_url:
+            raise DeviceError(
+                f"cannot open {spec.name}: no video stream came from that address (waited up to "
+                f"{NETWORK_OPEN_TIMEOUT_MS / 1000:g} s); check the URL, the credentials in it and that the "
+                "camera answers (e.g. ffprobe URL)"
+            )
         raise DeviceError(f"cannot open {spec.name}: OpenCV could not open it; {camera_diagnostics()}")
     if is_node:
         capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))  # USB cameras' fast mode

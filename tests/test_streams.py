@@ -7,6 +7,7 @@ capture that stops delivering after N frames.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -437,6 +438,38 @@ def test_cli_camera_path_with_a_file_as_the_device(cli, clip):
     assert len(found) == 4 and {r["source"] for r in found} == {f"camera:{clip}"}
     frames = [r["frame"] for r in found]
     assert frames == sorted(set(frames)) and all(r["dropped"] >= 0 for r in found if "error" not in r)
+
+
+def test_cli_network_camera_that_never_answers_gives_up_with_exit_4(cli):
+    """A server that accepts the connection and then says nothing: FFmpeg alone would wait 30 s or more."""
+    import socket
+    import threading
+
+    from edgenet.sources import NETWORK_OPEN_TIMEOUT_MS
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held: list = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"rtsp://127.0.0.1:{server.getsockname()[1]}/stream"
+    started = time.monotonic()
+    try:
+        done = cli("classify", "--camera", url, "--model", "v1-0.25-128", "-f", "jsonl")
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert done.returncode == 4 and done.stdout == "" and "Traceback" not in done.stderr
+    assert f"cannot open camera:{url}: no video stream came from that address" in done.stderr
+    assert "ffprobe" in done.stderr and "picamera2" not in done.stderr
+    assert time.monotonic() - started < NETWORK_OPEN_TIMEOUT_MS / 1000 + 20
 
 
 def test_cli_camera_0_without_a_camera_exits_4(cli):
