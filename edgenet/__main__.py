@@ -1,4 +1,4 @@
-from edgenet.cli import main
+from edgenet.entry import main
 
 if __name__ == "__main__":
     main()

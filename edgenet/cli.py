@@ -23,6 +23,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _command_starts() -> None:
+    # the command line is built: Ctrl-C and SIGTERM stop being edgenet.entry's quiet start-up exit
+    from edgenet.entry import release_signals
+
+    release_signals()
+
+
 models_app = typer.Typer(help="The model zoo: list, pull, verify, inspect.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
