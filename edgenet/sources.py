@@ -125,7 +125,11 @@ def is_video(path: str) -> bool:
 
 
 def _cv2():
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no V4L2/FFmpeg warnings between our own lines
+    # OpenCV's and FFmpeg's own log lines ("[mjpeg @ 0x...] overread 8", "moov atom not found") would sit
+    # between our records on stderr: each failure is our error record or one-line error already. Set these
+    # variables yourself to see them. (OpenCV's own AVI reader prints a few lines straight to stderr.)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     import cv2
 
     return cv2

@@ -667,4 +667,5 @@ def test_a_cut_off_video_ends_with_an_error_record(cli, clip, tmp_path):
     done = cli("classify", "--video", str(half), "--model", "v1-0.25-128", "--format", "jsonl", "--quiet")
     found = records(done.stdout)
     assert done.returncode == 1 and "truncated" in found[-1]["error"]
+    assert " @ 0x" not in done.stderr  # FFmpeg's own "[mjpeg @ 0x...]" lines stay out of the logs
     assert all("error" not in r for r in found[:-1]) and len(found) > 1
