@@ -381,6 +381,7 @@ class RecordWriter:
         self._failure: BaseException | None = None
         self.queued = 0
         self.delivered = 0
+        self._pending = None  # the result in flight when a stop came while the queue was full
         self._thread = threading.Thread(target=self._work, name="edgenet-writer", daemon=True)
         self._thread.start()
 
@@ -407,16 +408,18 @@ class RecordWriter:
         return self._thread.is_alive()
 
     def put(self, result, give_up=lambda: False) -> bool:
-        """Queue one result, waiting while the queue is full; False (not queued) once `give_up()` is true."""
+        """Queue one result, waiting while the queue is full. If `give_up()` turns true meanwhile, the result
+        is kept for `close` to hand over within its grace period, and the answer is False: take no more."""
+        self.queued += 1
         while True:
             if self._failure is not None:
                 raise self._failure
             try:
                 self._queue.put(result, timeout=0.1)
-                self.queued += 1
                 return True
             except queue.Full:
                 if give_up():
+                    self._pending = result
                     return False
 
     def close(self, give_up=lambda: False, grace: float = 5.0) -> None:
@@ -431,6 +434,9 @@ class RecordWriter:
                 break
             if not handed:
                 try:
+                    if self._pending is not None:  # the frame in flight first
+                        self._queue.put(self._pending, timeout=0.1)
+                        self._pending = None
                     self._queue.put(_DONE, timeout=0.1)
                     handed = True
                 except queue.Full:

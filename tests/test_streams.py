@@ -562,6 +562,33 @@ def test_record_writer_keeps_order_and_hands_failures_back():
         writer.close()
 
 
+def test_record_writer_on_a_stop_keeps_the_frame_in_flight_for_a_slow_reader_and_gives_up_on_a_dead_one():
+    import threading
+
+    from edgenet.pipeline import RecordWriter
+
+    def filled(gate: threading.Event, written: list) -> RecordWriter:
+        """Result 0 is being written (held at `gate`), 1 and 2 fill the queue; a stop comes during 3."""
+        writer = RecordWriter(lambda result: gate.wait() and written.append(result), depth=2)
+        assert writer.put(0)
+        time.sleep(0.05)  # the writer thread takes 0 and waits at the gate
+        assert writer.put(1) and writer.put(2)
+        assert writer.put(3, give_up=lambda: True) is False  # full, and asked to stop: kept for close
+        return writer
+
+    gate, written = threading.Event(), []
+    writer = filled(gate, written)
+    gate.set()  # the reader is slow, not dead
+    writer.close(give_up=lambda: True, grace=5.0)
+    assert written == [0, 1, 2, 3] and writer.unwritten == 0 and not writer.stuck
+
+    gate, written = threading.Event(), []
+    writer = filled(gate, written)  # the reader never reads again
+    writer.close(give_up=lambda: True, grace=0.2)
+    assert writer.stuck and writer.unwritten == 4 and written == []
+    gate.set()
+
+
 def test_cli_stream_into_a_closed_pipe_ends_quietly(tmp_path, photos):
     long_clip = write_clip(tmp_path / "long.avi", photos, 300)
     command = [
