@@ -151,9 +151,9 @@ class Classifier:
         """Invoke on a grey frame until `seconds` have passed and `min_runs` ran; the times go to `warmup_ms`.
 
         Streams do this before capture starts, so that the first frames are not measured on a cold
-        interpreter: on the 2-core box, v2-qat 1 thread inside a stream took 5.7 ms per
-        frame over its first 10 frames and 3.35 ms from the 50th on, without a warm-up. On an Edge TPU the
-        first invoke also uploads the model."""
+        interpreter: on the 2-core box, without a warm-up, v2-qat with 1 thread took 5.7 ms per frame over a
+        stream's first 10 frames and 3.35 ms from the 50th on. On an Edge TPU the first invoke also uploads
+        the model."""
         spec = self.engine.input
         tensor = to_input_tensor(np.full((spec.height, spec.width, spec.channels), 128, np.uint8), spec)
         self.warmup_ms = []
