@@ -662,6 +662,16 @@ def test_cli_stream_csv_carries_the_stream_fields(cli, clip):
         assert row["captured"].endswith("Z") and row["captured"] <= row["time"]
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_cli_stream_onto_a_full_disk_exits_4_after_its_summary(cli, clip):
+    done = cli(
+        "classify", "--video", str(clip), "--model", "v1-0.25-128", "-f", "jsonl", "--output", "/dev/full"
+    )
+    assert done.returncode == 4 and "Traceback" not in done.stderr
+    summary, error = done.stderr.strip().splitlines()[-2:]
+    assert "frames, " in summary and error.startswith("edgenet: error: cannot write records to /dev/full")
+
+
 def test_cli_stream_table_with_output_is_a_usage_error_not_a_lost_file(cli, clip, tmp_path):
     out = tmp_path / "records.txt"
     done = cli("classify", "--video", str(clip), "--model", "v1-0.25-128", "--output", str(out))
