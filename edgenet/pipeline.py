@@ -521,7 +521,8 @@ def open_model(
     name = model or zoo.default_model()
     spec = zoo.catalog().get(name)
     given = zoo.resolve(name) if spec is None else None  # a path: missing files and unknown names fail here
-    file_needs_tpu = given is not None and inspect_model_file(given.path).needs_edgetpu
+    given_file = inspect_model_file(given.path) if given is not None else None  # Engine reuses it
+    file_needs_tpu = given_file is not None and given_file.needs_edgetpu
     has_twin = spec is not None and spec.edgetpu is not None
     warnings: list[str] = []
     why = None  # why an auto run did not go to the TPU
@@ -602,6 +603,7 @@ def open_model(
             external_delegate=external,
             delegate_label=label,
             value_range=input_range,
+            file_info=given_file,
         )
 
     engine = build(threads or default_threads(pipeline=True))

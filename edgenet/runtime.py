@@ -425,12 +425,15 @@ class Engine:
         external_delegate=None,
         delegate_label: str | None = None,
         value_range: tuple[float, float] | None = None,
+        file_info: ModelFileInfo | None = None,
     ):
+        """`file_info`: what inspect_model_file already said of this very file (it reads the whole file)."""
         if delegate not in DELEGATES:
             raise UsageError(f"unknown delegate {delegate!r}; choose one of {', '.join(DELEGATES)}")
         if threads is not None and threads < 1:
             raise UsageError(f"--threads must be 1 or more, not {threads}")
-        self.file = inspect_model_file(model_path)
+        same = file_info is not None and file_info.path == str(Path(model_path))
+        self.file = file_info if same else inspect_model_file(model_path)
         self.model_path = self.file.path
         self.threads = threads
         self.backend = load_backend()
