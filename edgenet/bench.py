@@ -32,6 +32,7 @@ from pathlib import Path
 
 from edgenet.errors import DeviceError, InputError, UsageError
 from edgenet.runtime import MAX_DEFAULT_THREADS, default_threads, usable_cores  # noqa: F401 - bench's API too
+from edgenet.stats import percentile
 
 DEFAULT_RUNS = 50
 DEFAULT_MIN_SECONDS = 1.0
@@ -41,17 +42,6 @@ MODES = ("invoke", "e2e")
 BENCH_FORMATS = ("table", "json", "jsonl", "csv")
 STAT_KEYS = ("mean", "std", "min", "p50", "p90", "p99", "max")
 E2E_STAGES = ("decode", "preprocess", "inference", "postprocess", "total")
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default method), q in [0, 100]."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def latency_stats(values_ms: Sequence[float]) -> dict:

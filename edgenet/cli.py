@@ -707,10 +707,10 @@ class RunStats:
     def summary(self, classifier, noun: str) -> str:
         import time
 
-        from edgenet.bench import percentile
+        from edgenet.live import engine_line
+        from edgenet.stats import percentile
 
         elapsed = time.perf_counter() - self.started
-        engine = classifier.engine
         parts = [f"{self.count} {noun}", f"{self.errors} errors"]
         if self.inference:
             parts.append(
@@ -720,10 +720,7 @@ class RunStats:
             parts.append(f"per image p50 {percentile(self.total, 50):.2f} ms")
         if elapsed > 0 and self.count:
             parts.append(f"{self.count / elapsed:.1f} {noun}/s")
-        parts.append(
-            f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
-            f"{engine.backend.name} {engine.backend.version}"
-        )
+        parts.append(engine_line(classifier))
         return ", ".join(parts)
 
 
@@ -1090,7 +1087,7 @@ def models_info(
     info["path"] = str(resolved.path)
     file_info = inspect_model_file(resolved.path)
     info["bytes"] = file_info.size
-    engine = Engine(resolved.path, threads=threads or 1)
+    engine = Engine(resolved.path, threads=threads or 1, file_info=file_info)
     info.update(
         {
             "backend": f"{engine.backend.name} {engine.backend.version}",

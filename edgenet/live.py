@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from edgenet.bench import percentile
+from edgenet.stats import percentile
 
 WINDOW = 300  # frames behind the live view's fps and percentiles
 SHARE_MIN_FRAMES = 10  # frames before the summary compares fps with the warm-up's invoke limit
@@ -25,7 +25,6 @@ class StreamStats:
         self.top_k: list[dict] = []
         self.source = ""
         self.frame = -1
-        self._started = time.perf_counter()
         self._first: float | None = None
         self._last: float | None = None
         self._good = 0
@@ -78,17 +77,22 @@ class StreamStats:
             "total": [percentile(total, q) for q in (50, 90, 99)],
         }
 
-    def elapsed(self) -> float:
-        return time.perf_counter() - self._started
-
 
 def _ms(values) -> str:
     return " / ".join("-" if v != v else f"{v:.2f}" for v in values)  # v != v: NaN (no frames yet)
 
 
+def engine_line(classifier) -> str:
+    """The end of every summary line: which model ran where, and on what."""
+    engine = classifier.engine
+    return (
+        f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
+        f"{engine.backend.name} {engine.backend.version}"
+    )
+
+
 def summary(stats: StreamStats, classifier, sources: str) -> str:
     """One line for stderr at the end of a stream."""
-    engine = classifier.engine
     inference, total, capture = list(stats.inference), list(stats.total), list(stats.capture)
     parts = [sources, f"{stats.count} frames", f"{stats.errors} errors", f"{stats.dropped} dropped"]
     if inference:
@@ -108,10 +112,7 @@ def summary(stats: StreamStats, classifier, sources: str) -> str:
     if warmup:
         later = f", then p50 {alone:.2f} ms" if alone else ""
         parts.append(f"warm-up {len(warmup)} invokes (first {warmup[0]:.1f} ms{later})")
-    parts.append(
-        f"{classifier.model_name} on {engine.delegate}, {engine.threads} thread(s), "
-        f"{engine.backend.name} {engine.backend.version}"
-    )
+    parts.append(engine_line(classifier))
     return ", ".join(parts)
 
 

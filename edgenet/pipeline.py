@@ -237,7 +237,6 @@ class FrameHandoff:
     def __init__(self, *, live: bool, depth: int = PREFETCH_DEPTH):
         self.live = live
         self.depth = max(1, depth)
-        self.dropped_total = 0
         self._cond = threading.Condition()
         self._fifo: collections.deque = collections.deque()
         self._latest: Prepared | None = None
@@ -250,7 +249,6 @@ class FrameHandoff:
             if self.live and item.error is None:
                 if self._latest is not None:
                     self._dropped += 1
-                    self.dropped_total += 1
                 self._latest = item
             else:
                 while len(self._fifo) >= self.depth and not stop.is_set():
@@ -595,7 +593,7 @@ def open_model(
             external = load_external_delegate(delegate_lib, None, probe_model=str(resolved.path))
             label = f"external ({os.path.basename(delegate_lib)})"
 
-    def build(count: int) -> Engine:
+    def build(count: int, file_info=given_file) -> Engine:
         return Engine(
             resolved.path,
             threads=count,
@@ -603,7 +601,7 @@ def open_model(
             external_delegate=external,
             delegate_label=label,
             value_range=input_range,
-            file_info=given_file,
+            file_info=file_info,
         )
 
     engine = build(threads or default_threads(pipeline=True))
@@ -614,7 +612,7 @@ def open_model(
             "--delegate cpu" if delegate == "cpu" else "the builtin kernels (XNNPACK did not take the model)"
         )
         if threads is None:
-            engine = build(1)
+            engine = build(1, engine.file)
             warnings.append(
                 f"{how}: using 1 thread, much faster than several with ai-edge-litert's builtin "
                 "kernels (measured 0.7 ms vs 5-13 ms on V1-0.25)"

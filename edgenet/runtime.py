@@ -531,9 +531,6 @@ class Engine:
     def invoke(self) -> None:
         self.interpreter.invoke()
 
-    def output_tensor(self) -> np.ndarray:
-        return self.interpreter.get_tensor(self._output_index).reshape(-1)
-
     def run(self, tensor: np.ndarray) -> np.ndarray:
         """set input, invoke, return a copy of the output row (one frame)."""
         self.interpreter.set_tensor(self._input_index, tensor)
