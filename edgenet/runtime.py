@@ -529,15 +529,16 @@ class Engine:
         self.interpreter.set_tensor(self._input_index, tensor)
 
     def invoke(self) -> None:
-        self.interpreter.invoke()
-
-    def run(self, tensor: np.ndarray) -> np.ndarray:
-        """set input, invoke, return a copy of the output row (one frame)."""
-        self.interpreter.set_tensor(self._input_index, tensor)
+        """A failing delegate (an Edge TPU pulled out) is a DeviceError, for bench and classify alike."""
         try:
             self.interpreter.invoke()
         except RuntimeError as exc:
             raise DeviceError(f"inference failed on {self.delegate}: {_first_line(exc)}") from None
+
+    def run(self, tensor: np.ndarray) -> np.ndarray:
+        """set input, invoke, return a copy of the output row (one frame)."""
+        self.interpreter.set_tensor(self._input_index, tensor)
+        self.invoke()
         return self.interpreter.get_tensor(self._output_index).reshape(-1)
 
     # -- introspection -----------------------------------------------------------------------
