@@ -36,3 +36,9 @@ class InputError(EdgenetError):
     """One input (image, frame) could not be used. Becomes an error record, not an exit."""
 
     exit_code = EXIT_INPUT_FAILED
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, cut to `limit` characters; its class name when it has none."""
+    text = " ".join(str(exc).split())
+    return text[:limit] if text else type(exc).__name__

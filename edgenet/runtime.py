@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgenet.errors import DeviceError, ModelError, UsageError
+from edgenet.errors import DeviceError, ModelError, UsageError, one_line
 from edgenet.metadata import input_normalization
 
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
@@ -412,11 +412,11 @@ def load_external_delegate(
         plugin.tflite_plugin_create_delegate, plugin.tflite_plugin_destroy_delegate  # noqa: B018
     except (OSError, AttributeError) as exc:
         hint = "; it is not a TFLite external delegate library" if isinstance(exc, AttributeError) else ""
-        raise DeviceError(f"failed to load delegate {name} ({library}): {_first_line(exc)}{hint}") from None
+        raise DeviceError(f"failed to load delegate {name} ({library}): {one_line(exc)}{hint}") from None
     try:
         return backend.load_delegate(library, options or {})
     except Exception as exc:  # ValueError (create gave NULL), OSError (dlopen), AttributeError (no symbol)
-        raise DeviceError(f"failed to load delegate {name} ({library}): {_first_line(exc)}") from None
+        raise DeviceError(f"failed to load delegate {name} ({library}): {one_line(exc)}") from None
 
 
 def _last_line(text: str) -> str:
@@ -479,7 +479,7 @@ class Engine:
                 interpreter = self.backend.interpreter_class(**kwargs)
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(
-                    f"cannot load {Path(self.model_path).name}: {_first_line(exc)}; the file is truncated or "
+                    f"cannot load {Path(self.model_path).name}: {one_line(exc)}; the file is truncated or "
                     "corrupt: pull it again (edgenet models pull NAME --force)"
                 ) from None
             interpreter.allocate_tensors()  # may raise RuntimeError: handled by _build
@@ -492,7 +492,7 @@ class Engine:
             except RuntimeError as exc:
                 raise DeviceError(
                     f"the {delegate_label or 'external'} delegate failed to prepare "
-                    f"{Path(self.model_path).name}: {_first_line(exc)}"
+                    f"{Path(self.model_path).name}: {one_line(exc)}"
                 ) from None
             return interpreter, delegate_label or "external"
         if delegate == "edgetpu":
@@ -502,7 +502,7 @@ class Engine:
         try:
             interpreter = self._new_interpreter("AUTO")
         except RuntimeError as exc:
-            reason = _first_line(exc)
+            reason = one_line(exc)
             if delegate == "xnnpack":
                 raise DeviceError(
                     f"XNNPACK failed to prepare {Path(self.model_path).name}: {reason}; "
@@ -526,7 +526,7 @@ class Engine:
         try:
             return self._new_interpreter("BUILTIN_WITHOUT_DEFAULT_DELEGATES")
         except RuntimeError as exc:
-            reason = _first_line(exc)
+            reason = one_line(exc)
             custom = _unresolved_op(reason)
             if custom:
                 raise ModelError(
@@ -544,7 +544,7 @@ class Engine:
         try:
             self.interpreter.invoke()
         except RuntimeError as exc:
-            raise DeviceError(f"inference failed on {self.delegate}: {_first_line(exc)}") from None
+            raise DeviceError(f"inference failed on {self.delegate}: {one_line(exc)}") from None
 
     def run(self, tensor: np.ndarray) -> np.ndarray:
         """set input, invoke, return a copy of the output row (one frame)."""
@@ -596,11 +596,6 @@ def _count_delegate_nodes(interpreter) -> int:
         return sum(1 for op in _ops_details(interpreter) if op["op_name"] == "DELEGATE")
     except Exception:
         return 0
-
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] if text else type(exc).__name__
 
 
 def _unresolved_op(reason: str) -> str | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgenet.errors import EdgenetError
+from edgenet.errors import EdgenetError, one_line
 from edgenet.imaging import IMAGE_EXTENSIONS, read_image
 
 
@@ -337,7 +337,7 @@ def open_camera(
         try:
             return _Picamera2Capture(int(spec.device), width, height, fps)
         except Exception as exc:  # IndexError (no camera), RuntimeError (busy): libcamera says why
-            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            reason = one_line(exc, 200)
             raise DeviceError(f"cannot open {spec.name}: {reason}; {camera_diagnostics()}") from None
     device = spec.device
     node = f"/dev/video{device}" if isinstance(device, int) else str(device)
