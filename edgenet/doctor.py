@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgenet import edgetpu
+from edgenet import host as facts
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 UDEV_RULE_DIRS = ("/etc/udev/rules.d", "/lib/udev/rules.d", "/usr/lib/udev/rules.d")
 MIN_FREE_MB = 200  # a few models with their Edge TPU twins
-SYSTEM_PICAMERA2 = ("/usr/lib/python3/dist-packages/picamera2",)
 HOT_C = 80.0  # Pi firmware starts soft throttling at 80 C; the apex driver's first trip point is 85 C
 
 
@@ -56,8 +55,8 @@ class Host:
     udev_rules: dict  # "usb" / "pci" -> rule file found, or None
     governors: list[str]
     soc_temp_c: float | None
-    throttled: dict | None  # bench.throttled_state(): {"raw": "0x0", "flags": [...]}
-    picamera2: str | None  # "venv", "system" (installed, but not visible to this Python) or None
+    throttled: dict | None  # host.throttled_state(): {"raw": "0x0", "flags": [...]}
+    picamera2: str  # host.picamera2_status(): "importable", "system only" or "not installed"
     models_dir: str
     free_mb: float | None
     is_root: bool = False
@@ -83,18 +82,6 @@ def _dist_versions(names) -> dict:
     return found
 
 
-def _groups() -> list[str]:
-    import grp
-
-    names = []
-    for gid in sorted(set(os.getgroups()) | {os.getgid()}):
-        try:
-            names.append(grp.getgrgid(gid).gr_name)
-        except KeyError:
-            continue
-    return names
-
-
 def _udev_rules(dirs=UDEV_RULE_DIRS) -> dict:
     found: dict = {"usb": None, "pci": None}
     for folder in dirs:
@@ -114,86 +101,47 @@ def _udev_rules(dirs=UDEV_RULE_DIRS) -> dict:
     return found
 
 
-def _picamera2() -> str | None:
-    import importlib.util
+def _backend() -> tuple[str | None, str | None]:
+    from edgenet.errors import EdgenetError
+    from edgenet.runtime import load_backend
 
     try:
-        if importlib.util.find_spec("picamera2") is not None:
-            return "venv"
-    except (ImportError, ValueError):
-        pass
-    return "system" if any(os.path.isdir(p) for p in SYSTEM_PICAMERA2) else None
-
-
-def _free_mb(folder: Path) -> float | None:
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        return shutil.disk_usage(probe).free / 1e6
-    except OSError:
-        return None
+        backend = load_backend()
+    except EdgenetError as exc:
+        return None, str(exc)
+    return f"{backend.name} {backend.version}", None
 
 
 def gather() -> Host:
     """Everything the checks look at, read once from this machine (honouring EDGENET_SYSFS_ROOT/_DEV_ROOT)."""
-    from edgenet import bench, zoo
-    from edgenet.errors import EdgenetError
+    from edgenet import zoo
 
-    sysfs = edgetpu.sysfs_root()
-    try:
-        from edgenet.runtime import load_backend
-
-        backend = load_backend()
-        backend_text, backend_error = f"{backend.name} {backend.version}", None
-    except EdgenetError as exc:
-        backend_text, backend_error = None, str(exc)
+    sysfs = facts.sysfs_root()
+    backend_text, backend_error = _backend()
     tpus = edgetpu.find_edgetpus()
-    nodes = [t.node for t in tpus if t.node]
     models_dir = zoo.home() / "models"
     return Host(
         python=tuple(sys.version_info[:3]),
         machine=platform.machine(),
-        board=bench.board_model(sysfs),
-        page_size=os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096,
+        board=facts.board_model(sysfs),
+        page_size=facts.page_size(),
         backend=backend_text,
         backend_error=backend_error,
         packages=_dist_versions(("numpy", "tflite-runtime", "ai-edge-litert", "pycoral", "tensorflow")),
         tpus=tpus,
         unbound_pci=edgetpu.find_pci_without_driver(),
         library=edgetpu.library_info(),
-        node_access={node: _access(node) for node in nodes},
-        groups=_groups(),
+        node_access={t.node: facts.access(t.node) for t in tpus if t.node},
+        groups=facts.group_names(),
         udev_rules=_udev_rules(),
-        governors=sorted(
-            {
-                g
-                for g in (
-                    _read(p) for p in sysfs.glob("devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor")
-                )
-                if g
-            }
-        ),
-        soc_temp_c=bench.soc_temperature_c(sysfs),
-        throttled=bench.throttled_state(sysfs, use_vcgencmd=sysfs == Path("/sys")),
-        picamera2=_picamera2(),
+        governors=facts.governors(sysfs),
+        soc_temp_c=facts.soc_temperature_c(sysfs),
+        throttled=facts.throttled_state(sysfs),
+        picamera2=facts.picamera2_status(),
         models_dir=str(models_dir),
-        free_mb=_free_mb(models_dir),
-        is_root=hasattr(os, "geteuid") and os.geteuid() == 0,
+        free_mb=facts.free_mb(models_dir),
+        is_root=facts.is_root(),
     )
-
-
-def _access(node: str) -> str:
-    if not os.path.exists(node):
-        return "missing"
-    return "ok" if os.access(node, os.R_OK | os.W_OK) else "denied"
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
 
 
 # -- checks ------------------------------------------------------------------------------------------
@@ -277,8 +225,8 @@ def check_library_loads(host: Host) -> Check:
     libedgetpu-built-for-another-TFLite problem."""
     if not (host.tpus and host.library.get("found") and host.backend):
         return Check("delegate", OK, "not tried (needs an Edge TPU, libedgetpu and a backend)")
+    from edgenet.delegates import probe_external_delegate
     from edgenet.errors import EdgenetError
-    from edgenet.runtime import probe_external_delegate
 
     try:
         probe_external_delegate(host.library["path"], None, None, name=edgetpu.LIBEDGETPU, timeout=60)
@@ -443,9 +391,9 @@ def check_temperature(host: Host) -> Check:
 
 
 def check_picamera2(host: Host) -> Check:
-    if host.picamera2 == "venv":
+    if host.picamera2 == "importable":
         return Check("picamera2", OK, "importable from this Python")
-    if host.picamera2 == "system":
+    if host.picamera2 == "system only":
         return Check(
             "picamera2",
             WARN,
@@ -531,26 +479,19 @@ def run_checks(host: Host | None = None) -> list[Check]:
 
 def devices_report() -> dict:
     """What `edgenet devices` prints: Edge TPUs, CPU, backend, libedgetpu."""
-    from edgenet import bench
-    from edgenet.errors import EdgenetError
-
-    sysfs = edgetpu.sysfs_root()
-    try:
-        from edgenet.runtime import load_backend
-
-        backend = load_backend()
-        backend_info = {"name": backend.name, "version": backend.version}
-    except EdgenetError as exc:
-        backend_info = {"name": None, "error": str(exc)}
+    backend_text, backend_error = _backend()
+    name, _, version = (backend_text or "").partition(" ")
     report = {
         "edgetpus": [t.to_dict() for t in edgetpu.find_edgetpus()],
         "cpu": {
-            "model": bench.cpu_model(),
+            "model": facts.cpu_model(),
             "machine": platform.machine(),
             "cores": os.cpu_count(),
-            "board": bench.board_model(sysfs),
+            "board": facts.board_model(),
         },
-        "backend": backend_info,
+        "backend": {"name": name, "version": version}
+        if backend_text
+        else {"name": None, "error": backend_error},
         "libedgetpu": edgetpu.library_info(),
     }
     unbound = edgetpu.find_pci_without_driver()

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgenet.errors import DeviceError, UsageError
+from edgenet.host import apex_temperature_c, dev_root, read_number, read_text, sysfs_root
 
 USB_IDS = {("1a6e", "089a"): "firmware not loaded yet", ("18d1", "9302"): "firmware loaded"}
 PCI_IDS = {("0x1ac1", "0x089a")}
@@ -66,30 +67,8 @@ class EdgeTpu:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def sysfs_root() -> Path:
-    return Path(os.environ.get("EDGENET_SYSFS_ROOT") or "/sys")
-
-
-def dev_root() -> Path:
-    return Path(os.environ.get("EDGENET_DEV_ROOT") or "/dev")
-
-
 def looked_for() -> str:
     return LOOKED_FOR.format(sysfs=sysfs_root(), dev=dev_root())
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(errors="replace").strip().strip("\x00")
-    except OSError:
-        return None
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 def find_usb() -> list[EdgeTpu]:
@@ -101,11 +80,11 @@ def find_usb() -> list[EdgeTpu]:
     except OSError:
         return []
     for device in devices:
-        vendor, product = _read(device / "idVendor"), _read(device / "idProduct")
+        vendor, product = read_text(device / "idVendor"), read_text(device / "idProduct")
         if (vendor, product) not in USB_IDS:
             continue
-        speed = _number(_read(device / "speed"))
-        bus, number = _number(_read(device / "busnum")), _number(_read(device / "devnum"))
+        speed = read_number(device / "speed")
+        bus, number = read_number(device / "busnum"), read_number(device / "devnum")
         node = (
             str(dev_root() / "bus" / "usb" / f"{int(bus):03d}" / f"{int(number):03d}")
             if bus and number
@@ -131,14 +110,8 @@ def find_pci() -> list[EdgeTpu]:
     except OSError:
         return []
     for node in sorted(nodes, key=lambda p: int(p.name.split("_")[1])):
-        millidegrees = _number(_read(sysfs_root() / "class" / "apex" / node.name / "temp"))
         found.append(
-            EdgeTpu(
-                type="pci",
-                path=str(node),
-                node=str(node),
-                temperature_c=round(millidegrees / 1000, 1) if millidegrees is not None else None,
-            )
+            EdgeTpu(type="pci", path=str(node), node=str(node), temperature_c=apex_temperature_c(node.name))
         )
     return found
 
@@ -157,7 +130,7 @@ def find_pci_without_driver() -> list[str]:
         return []
     missing = []
     for function in functions:
-        if (_read(function / "vendor"), _read(function / "device")) in PCI_IDS:
+        if (read_text(function / "vendor"), read_text(function / "device")) in PCI_IDS:
             driver = function / "driver"
             if not driver.exists() or "apex" not in os.path.basename(os.path.realpath(driver)):
                 missing.append(str(function))
@@ -185,14 +158,20 @@ def select(device: str | None, tpus: list[EdgeTpu]) -> EdgeTpu | None:
     return candidates[index] if index < len(candidates) else None
 
 
-def require_tpu(device: str | None, wanted_by: str = "") -> EdgeTpu:
-    """The TPU the device string names, or a DeviceError naming what was looked for and what was found."""
-    tpus = find_edgetpus()
+def require_tpu(
+    device: str | None,
+    wanted_by: str = "",
+    tpus: list[EdgeTpu] | None = None,
+    unbound: list[str] | None = None,
+) -> EdgeTpu:
+    """The TPU the device string names, or a DeviceError naming what was looked for and what was found.
+    `tpus` and `unbound` (PCIe modules without their driver) are read from this machine when not given."""
+    tpus = find_edgetpus() if tpus is None else list(tpus)
     chosen = select(device, tpus)
     if chosen is not None:
         return chosen
     reason = f" for {wanted_by}" if wanted_by else ""
-    unbound = find_pci_without_driver()
+    unbound = find_pci_without_driver() if unbound is None else list(unbound)
     if tpus:
         have = ", ".join(f"{t.type} {t.path}" for t in tpus)
         raise DeviceError(
@@ -223,20 +202,25 @@ def find_library() -> str | None:
     return ctypes.util.find_library("edgetpu")
 
 
-def require_library() -> str:
-    library = find_library()
-    if library is not None:
-        return library
+def library_problem() -> str:
+    """Why libedgetpu cannot be used, in one line (when find_library() found nothing)."""
     explicit = os.environ.get("EDGENET_LIBEDGETPU")
     if explicit:
-        raise DeviceError(
+        return (
             f"EDGENET_LIBEDGETPU points at {explicit}, which is not a file; fix the path or unset "
             f"it to use the installed {LIBEDGETPU}"
         )
-    raise DeviceError(
+    return (
         f"{LIBEDGETPU} (the Edge TPU runtime) is not installed; {INSTALL_HINT}; "
         "or run on the CPU with --delegate xnnpack"
     )
+
+
+def require_library() -> str:
+    library = find_library()
+    if library is None:
+        raise DeviceError(library_problem())
+    return library
 
 
 def library_version(library: str | None, dpkg_status: str = "/var/lib/dpkg/status") -> str | None:

@@ -8,6 +8,7 @@ EXIT_USAGE = 2
 EXIT_MODEL = 3
 EXIT_DEVICE = 4
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70  # a bug in edgenet (EX_SOFTWARE): the one line says how to see the traceback
 
 
 class EdgenetError(Exception):
@@ -42,3 +43,9 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception's message on one line, cut to `limit` characters; its class name when it has none."""
     text = " ".join(str(exc).split())
     return text[:limit] if text else type(exc).__name__
+
+
+class Interrupted(EdgenetError):
+    """SIGINT or SIGTERM: the command stops; what it finished before is complete and flushed."""
+
+    exit_code = EXIT_INTERRUPTED

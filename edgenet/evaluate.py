@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import re
 
-from edgenet.errors import UsageError
+from edgenet.errors import Interrupted, UsageError
 from edgenet.labels import imagenet_wnids
-from edgenet.pipeline import Classifier, classify_frames
+from edgenet.sinks import Sink
 from edgenet.sources import expand_inputs, image_frames
 
 _WNID = re.compile(r"n\d{8}")
@@ -51,13 +51,31 @@ def true_class(path: str, root: str, lookup: dict[str, int]) -> int | None:
     return None
 
 
-def evaluate_folder(folder: str, classifier: Classifier, limit: int | None = None) -> dict:
+class _Ranked(Sink):
+    """A sink keeping each image's ranked class indices (or None for an error record)."""
+
+    def __init__(self):
+        self.ranked: dict[str, list[int] | None] = {}
+
+    def write(self, result) -> None:
+        record = result.record
+        self.ranked[record["source"]] = None if "error" in record else [p["index"] for p in record["top_k"]]
+
+
+def evaluate_folder(folder: str, model, limit: int | None = None, stop=None) -> dict:
+    """Top-1 and top-5 of `model` (an edgenet.model.Model with the classify task) on a labelled folder."""
+    from edgenet.run.loop import Loop
+    from edgenet.run.stop import StopSignals
+    from edgenet.run.summary import RunSummary
+    from edgenet.sinks import Sinks
+
     if not os.path.isdir(folder):
         raise UsageError(f"{folder} is not a folder; eval takes an ImageNet-style folder of labelled images")
     paths = expand_inputs([folder])
     if limit:
         paths = paths[:limit]
-    lookup = class_lookup(classifier.labels, classifier.engine.output.classes)
+    task = model.task
+    lookup = class_lookup(task.labels, task.output.classes)
     truths = {}
     unlabelled = []
     for path in paths:
@@ -71,20 +89,30 @@ def evaluate_folder(folder: str, classifier: Classifier, limit: int | None = Non
             f"no image in {folder} names its class: use class folders (n01440764/x.jpg or tench/x.jpg) or "
             "file-name prefixes (n01440764_x.jpg)"
         )
-    classifier.top_k = max(classifier.top_k, 5)
-    top1 = top5 = errors = 0
+    task.top_k = max(task.top_k, 5)
     ordered = [p for p in paths if p in truths]
-    for result in classify_frames(image_frames(ordered), classifier):
-        if result.error is not None:
+    ranked = _Ranked()
+    outcome = Loop(model, Sinks([ranked]), live=False, stop=stop if stop is not None else StopSignals()).run(
+        image_frames(ordered), RunSummary()
+    )
+    if outcome.failure is not None:
+        raise outcome.failure
+    if outcome.stopped:
+        raise Interrupted(
+            f"interrupted ({outcome.stopped[0]}) after {len(ranked.ranked)} of {len(ordered)} images"
+        )
+    top1 = top5 = errors = 0
+    for path in ordered:
+        found = ranked.ranked.get(path)
+        if found is None:
             errors += 1
             continue
-        ranked = [p.index for p in result.top_k]
-        truth = truths[result.source]
-        top1 += bool(ranked) and ranked[0] == truth
-        top5 += truth in ranked[:5]
+        truth = truths[path]
+        top1 += bool(found) and found[0] == truth
+        top5 += truth in found[:5]
     scored = len(ordered) - errors
     return {
-        "model": classifier.model_name,
+        "model": model.name,
         "images": len(ordered),
         "errors": errors,
         "unlabelled": len(unlabelled),

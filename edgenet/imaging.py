@@ -9,15 +9,17 @@ from __future__ import annotations
 import os
 import stat
 import struct
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgenet.errors import InputError, UsageError
-from edgenet.runtime import InputSpec
+from edgenet.errors import InputError
+
+if TYPE_CHECKING:
+    from edgenet.tensors import InputSpec
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # libjpeg warnings are turned into error records instead
 
-RESIZE_POLICIES = ("crop", "stretch")
 CROP_FRACTION = 0.875  # the reference ImageNet evaluation: shorter side to S / 0.875, centre S x S
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm")
 MAX_DECODE_PIXELS = 64_000_000  # bigger JPEGs are decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself
@@ -137,18 +139,18 @@ def crop_box(height: int, width: int, out_h: int, out_w: int) -> tuple[int, int,
 
 
 def resize_frame(image_bgr: np.ndarray, spec: InputSpec, policy: str = "crop") -> np.ndarray:
-    """HxWx3 BGR -> spec.height x spec.width x C, in RGB (or gray for 1-channel models)."""
+    """HxWx3 BGR -> spec.height x spec.width x C, in RGB (or gray for 1-channel models). `policy` is an
+    edgenet.choices.Resize (validated where the user gave it): "stretch" resizes the whole frame, "crop" the
+    shorter side to S / 0.875 and takes the centre."""
     cv2 = _cv2()
     if policy == "stretch":
         resized = cv2.resize(image_bgr, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
-    elif policy == "crop":
+    else:
         resized_h, resized_w, top, left = crop_box(
             image_bgr.shape[0], image_bgr.shape[1], spec.height, spec.width
         )
         full = cv2.resize(image_bgr, (resized_w, resized_h), interpolation=cv2.INTER_LINEAR)
         resized = full[top : top + spec.height, left : left + spec.width]
-    else:
-        raise UsageError(f"unknown resize policy {policy!r}; choose one of {', '.join(RESIZE_POLICIES)}")
     if spec.channels == 1:
         return cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY)[..., None]
     return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)

@@ -139,14 +139,26 @@ def _ms_since(started_ns: int) -> float:
     return (time.perf_counter_ns() - started_ns) / 1e6
 
 
+def file_frames(paths, every: int, decode_threads: int | None = None, videos=frozenset()) -> Iterator[Frame]:
+    """Images and videos in the order given: images numbered across the run, each video's frames from 0.
+    A path is a video by its extension, or because it came with --video (`videos`)."""
+    image_index = 0
+    for path in paths:
+        if path in videos or is_video(path):
+            yield from video_frames(path, every, decode_threads)
+        else:
+            yield from image_frames([path], start_index=image_index)
+            image_index += 1
+
+
 def video_frames(path: str, every: int = 1, decode_threads: int | None = None) -> Iterator[Frame]:
     """Every frame of a video file (or every Nth), in order, numbered by its position in the file from 0.
 
     A file that cannot be opened is one error Frame; a frame that cannot be decoded is an error Frame too.
     `decode_threads` caps FFmpeg's decoder threads. Left to itself, FFmpeg decodes in other threads, which
     land on the cores inference owns: an MPEG-4 clip gets a thread per core, and an MJPG clip has every frame
-    handed to a second thread and back (two context switches a frame). On 2 cores, 640x480 MJPG took
-    1.0 ms of CPU a frame capped at 1 thread vs 1.09-1.19 ms uncapped (a plain cv2 read loop).
+    handed to a second thread and back (two context switches a frame); README, "Cameras and video", gives
+    what capping saves.
     """
     cv2 = _cv2()
     if not os.path.exists(path):
@@ -229,30 +241,11 @@ def parse_camera(text: str) -> CameraSpec:
     return CameraSpec("opencv", value, f"camera:{value}")
 
 
-def _group_names() -> list[str]:
-    try:
-        import grp
-
-        return sorted({grp.getgrgid(g).gr_name for g in os.getgroups()})
-    except (ImportError, KeyError, OSError):
-        return []
-
-
-def picamera2_status() -> str:
-    """'importable', 'system only' (installed for the system Python, not visible here) or 'not installed'."""
-    import importlib.util
-
-    if importlib.util.find_spec("picamera2") is not None:
-        return "importable"
-    for base in ("/usr/lib/python3/dist-packages", "/usr/local/lib/python3/dist-packages"):
-        if os.path.isdir(os.path.join(base, "picamera2")):
-            return "system only"
-    return "not installed"
-
-
 def camera_diagnostics(dev_root: str = "/dev") -> str:
     """What was found: video devices and whether we may open them, and picamera2; then what to try."""
-    devices = sorted(glob.glob(os.path.join(dev_root, "video*")))
+    from edgenet.host import group_names, picamera2_status, video_devices
+
+    devices = video_devices(dev_root)
     found = []
     blocked = []
     for device in devices:
@@ -265,8 +258,7 @@ def camera_diagnostics(dev_root: str = "/dev") -> str:
     facts = [f"found {', '.join(found)}" if found else f"no {dev_root}/video* devices", f"picamera2 {picam}"]
     tips = []
     if blocked:
-        groups = _group_names()
-        member = "video" in groups
+        member = "video" in group_names()
         tips.append(
             "add yourself to the video group (sudo usermod -aG video $USER, then log in again)"
             if not member
@@ -329,6 +321,8 @@ def open_camera(
     from edgenet.errors import DeviceError
 
     if spec.kind == "picamera2":
+        from edgenet.host import picamera2_status
+
         status = picamera2_status()
         if status != "importable":
             raise DeviceError(
@@ -410,6 +404,12 @@ class CameraFrames:
     def interrupt(self) -> None:
         self._stop.set()
 
+    def release(self) -> None:
+        """Release a camera that was opened but never iterated (the run ended before capture started)."""
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
     def _reopen(self) -> bool:
         delay = self.backoff
         for _attempt in range(self.reconnect):
@@ -427,6 +427,25 @@ class CameraFrames:
                 return True
             capture.release()
         return False
+
+    def _lost(self, index: int, captured: float) -> Frame:
+        """The camera gave no frame: release it, count the loss, and say so in an error frame."""
+        self.losses += 1
+        self._capture.release()
+        self._capture = None
+        what = (
+            f"reopening (up to {self.reconnect} attempts)"
+            if self.reconnect
+            else "not reopening (--reconnect 0)"
+        )
+        return Frame(
+            source=self.name,
+            index=index,
+            image=None,
+            decode_ms=0.0,
+            captured=captured,
+            error=f"camera lost: {self.name} gave no frame; {what}",
+        )
 
     def __iter__(self) -> Iterator[Frame]:
         from edgenet.errors import DeviceError
@@ -449,22 +468,7 @@ class CameraFrames:
                         break
                     if index == 0:
                         raise DeviceError(f"{self.name} opened but gave no frame; {camera_diagnostics()}")
-                    self.losses += 1
-                    self._capture.release()
-                    self._capture = None
-                    what = (
-                        f"reopening (up to {self.reconnect} attempts)"
-                        if self.reconnect
-                        else "not reopening (--reconnect 0)"
-                    )
-                    yield Frame(
-                        source=self.name,
-                        index=index,
-                        image=None,
-                        decode_ms=0.0,
-                        captured=captured,
-                        error=f"camera lost: {self.name} gave no frame; {what}",
-                    )
+                    yield self._lost(index, captured)
                     index += 1
                     if not self._reopen():
                         if self._stop.is_set():

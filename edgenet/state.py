@@ -92,7 +92,8 @@ class SeenState:
     def __init__(self, path: str):
         self.path = path
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            # the writer thread marks images done: one thread at a time, never two at once
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "PRAGMA synchronous=NORMAL"

@@ -225,7 +225,7 @@ def _fetch_to(location: str, handle) -> None:
         with open(location, "rb") as source:
             shutil.copyfileobj(source, handle, _CHUNK)
         return
-    import urllib.request  # only on a download: http, email and ssl cost every run ~16 ms to import
+    import urllib.request  # only on a download: http, email and ssl are slow imports for every run
 
     request = urllib.request.Request(location, headers={"User-Agent": "edgenet"})
     with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:

@@ -35,18 +35,21 @@ def default_images() -> str:
     return str(zoo.sample_images())
 
 
-def edgenet_round(classifier, paths: list[str], passes: int) -> float:
-    from edgenet.pipeline import classify_frames
-    from edgenet.sinks import open_sink
+def edgenet_round(model, paths: list[str], passes: int) -> float:
+    """The pipeline `edgenet classify` runs: the one loop, a jsonl record writer (to /dev/null)."""
+    from edgenet.run.loop import Loop
+    from edgenet.run.stop import StopSignals
+    from edgenet.run.summary import RunSummary
+    from edgenet.sinks import Sinks
+    from edgenet.sinks.formats import open_record_sink
     from edgenet.sources import image_frames
 
-    sink = open_sink("jsonl", os.devnull)
     started = time.perf_counter()
     for _ in range(passes):
-        for result in classify_frames(image_frames(paths), classifier):
-            sink.write(result.to_dict())
+        summary = RunSummary()
+        sinks = Sinks([open_record_sink("jsonl", os.devnull), summary])
+        Loop(model, sinks, live=False, stop=StopSignals()).run(image_frames(paths), summary)
     elapsed = time.perf_counter() - started
-    sink.close()
     return elapsed * 1000 / (passes * len(paths))
 
 
@@ -91,33 +94,32 @@ def main() -> int:
 
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgenet.pipeline import open_model
+    from edgenet.model import open_model
     from edgenet.runtime import default_threads
     from edgenet.sources import expand_inputs
 
     threads = args.threads or default_threads(pipeline=True)
     paths = expand_inputs([args.images or default_images()])
     opened = open_model(args.model, threads=threads)
-    classifier = opened.classifier
-    if classifier.engine.input.dtype != "uint8":
+    engine = opened.engine
+    if engine.input.dtype != "uint8":
         raise SystemExit(f"{args.model}: the minimal loop feeds uint8 pixels; pick a uint8-input model")
-    interpreter = Interpreter(model_path=str(opened.resolved.path), num_threads=threads)
+    interpreter = Interpreter(model_path=opened.path, num_threads=threads)
     interpreter.allocate_tensors()
-    labels = classifier.labels or []
-    edgenet_round(classifier, paths[:2], 1)  # warm both sides up (first inference, caches)
+    labels = opened.labels or []
+    edgenet_round(opened, paths[:2], 1)  # warm both sides up (first inference, caches)
     minimal_round(interpreter, labels, paths[:2], 1)
     ours, minimal, invoke = [], [], []
     for _ in range(args.rounds):
-        ours.append(edgenet_round(classifier, paths, args.passes))
+        ours.append(edgenet_round(opened, paths, args.passes))
         minimal.append(minimal_round(interpreter, labels, paths, args.passes))
-        invoke.append(invoke_round(classifier.engine, args.passes * len(paths)))
+        invoke.append(invoke_round(engine, args.passes * len(paths)))
     ours_ms, minimal_ms = statistics.median(ours), statistics.median(minimal)
     invoke_ms = statistics.median(invoke)
     print(
         f"{len(paths)} photos x {args.passes} passes x {args.rounds} rounds, model {args.model} "
-        f"({os.path.basename(str(opened.resolved.path))}), {threads} thread(s), delegate "
-        f"{classifier.engine.delegate}, {classifier.engine.backend.name} "
-        f"{classifier.engine.backend.version}"
+        f"({os.path.basename(opened.path)}), {threads} thread(s), delegate "
+        f"{opened.placement.kind}, {engine.backend.name} {engine.backend.version}"
     )
     print(
         f"edgenet classify pipeline: {ours_ms:.2f} ms per image "

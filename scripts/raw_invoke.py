@@ -143,10 +143,10 @@ def interleaved(model: str, thread_counts: list[int], blocks: int, block_runs: i
     from ai_edge_litert.interpreter import Interpreter
 
     from edgenet import bench
-    from edgenet.pipeline import open_model
+    from edgenet.model import open_model
 
     for threads in thread_counts:
-        engine = open_model(model, threads=threads).classifier.engine
+        engine = open_model(model, threads=threads, pipeline=False).engine
         raw = Interpreter(model_path=engine.model_path, num_threads=threads)
         raw.allocate_tensors()
         tensor = bench.random_input(engine.input)

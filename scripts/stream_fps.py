@@ -118,13 +118,12 @@ def stream_fps(clip: Path, model: str, tree: Path = ROOT) -> tuple[float, int, f
 def measure(model: str, clip: Path, repeat: int, baseline: Path | None = None) -> dict:
     import cv2
 
-    from edgenet.pipeline import open_model
-    from edgenet.sources import Frame
+    from edgenet.model import open_model
 
-    classifier = open_model(model, threads=1).classifier
-    engine = classifier.engine
+    opened = open_model(model, threads=1)
+    engine = opened.engine
     photo = cv2.imread(sorted(glob.glob(str(SHARED / "images" / "*.jpg")))[0])
-    tensor = classifier.prepare(Frame(source="photo", index=0, image=photo, decode_ms=0.0)).tensor
+    tensor, _ = opened.task.prepare(photo)
     contended = invoke_p50_next_to_decoding(engine, tensor, clip)
     alone = invoke_p50(engine, tensor)
     print(

@@ -89,3 +89,39 @@ def run_cli(*args: str, env: dict | None = None, input: str | None = None, timeo
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def engine_for(path, delegate: str = "auto", threads: int = 1):
+    """An engine for a model file as `--delegate` would place it on a machine without an Edge TPU."""
+    from edgenet.delegates import build_engine
+    from edgenet.placement import Placement
+
+    kind = "cpu" if delegate == "cpu" else "xnnpack"
+    return build_engine(path, Placement(kind=kind, fallback=delegate == "auto"), threads=threads)
+
+
+def run_loop(model, frames, *, live=False, stop=None, limits=None, sinks=()):
+    """Frames through the one loop (edgenet.run.loop) into a list: (records, outcome)."""
+    from edgenet.run.loop import Limits, Loop
+    from edgenet.run.stop import StopSignals
+    from edgenet.run.summary import RunSummary
+    from edgenet.sinks import Sink, Sinks
+
+    class Collect(Sink):
+        def __init__(self):
+            self.records = []
+
+        def write(self, result):
+            self.records.append(result.record)
+
+    summary = RunSummary()
+    collected = Collect()
+    loop = Loop(
+        model,
+        Sinks([collected, summary, *sinks]),
+        live=live,
+        stop=stop if stop is not None else StopSignals(),
+        limits=limits or Limits(),
+    )
+    outcome = loop.run(frames, summary)
+    return collected.records, outcome

@@ -32,7 +32,11 @@ def test_classify_on_tflite_runtime_agrees_with_ai_edge_litert(images, cli):
         ours, theirs = json.loads(a), json.loads(b)
         assert ours["top_k"][0]["index"] == theirs["top_k"][0]["index"]
         assert abs(ours["top_k"][0]["score"] - theirs["top_k"][0]["score"]) < 0.03
-        assert ours["delegate"].startswith("cpu")  # tflite-runtime 2.14 hands these models to no delegate
+        # tflite-runtime 2.14 hands these models to no delegate, and the record says so
+        assert (ours["delegate"], ours["delegate_reason"]) == (
+            "cpu",
+            "no Edge TPU found; xnnpack took no part of this model (tflite_runtime)",
+        )
 
 
 def test_bench_names_the_backend(cli):

@@ -12,8 +12,9 @@ import math
 import numpy as np
 import pytest
 
-from edgenet import bench
+from edgenet import bench, bench_report, host, runtime
 from edgenet.errors import UsageError
+from edgenet.stats import percentile
 
 SMALL = "v1-0.25-128"
 FAST = ("--runs", "5", "--min-seconds", "0", "--warmup", "2")
@@ -62,13 +63,13 @@ HOST_KEYS = {
 def test_percentile_matches_numpy_linear(size):
     values = list(np.random.default_rng(size).gamma(2.0, 1.5, size))
     for q in (0, 1, 25, 50, 90, 99, 100):
-        assert bench.percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-12)
+        assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-12)
 
 
 def test_percentile_ignores_order_and_handles_empty():
-    assert bench.percentile([3.0, 1.0, 2.0], 50) == 2.0
-    assert bench.percentile([1.0, 2.0], 50) == 1.5
-    assert math.isnan(bench.percentile([], 50))
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([1.0, 2.0], 50) == 1.5
+    assert math.isnan(percentile([], 50))
 
 
 def test_latency_stats_known_values():
@@ -90,8 +91,8 @@ def test_latency_stats_agree_with_numpy_and_empty_is_nan():
 
 
 def test_default_threads_is_usable_cores_capped():
-    assert 1 <= bench.default_threads() <= bench.MAX_DEFAULT_THREADS
-    assert bench.default_threads() == min(bench.MAX_DEFAULT_THREADS, bench.usable_cores())
+    assert 1 <= runtime.default_threads() <= runtime.MAX_DEFAULT_THREADS
+    assert runtime.default_threads() == min(runtime.MAX_DEFAULT_THREADS, host.usable_cores())
 
 
 def test_shares_and_fps():
@@ -131,8 +132,8 @@ def test_steady_state_stops_at_runs_when_min_seconds_is_zero_and_at_max_seconds(
 
 
 def test_decode_throttled():
-    assert bench.decode_throttled(0) == []
-    assert bench.decode_throttled(0x50005) == [
+    assert host.decode_throttled(0) == []
+    assert host.decode_throttled(0x50005) == [
         "under-voltage now",
         "throttled now",
         "under-voltage has occurred",
@@ -159,22 +160,22 @@ def test_host_readers_on_a_fake_raspberry_pi(tmp_path):
         "processor\t: 0\nBogoMIPS\t: 108.00\nCPU part\t: 0xd08\n\n"
         "Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n"
     )
-    assert bench.soc_temperature_c(sysfs) == 52.6  # cpu-thermal preferred over the first zone
-    assert bench.throttled_state(sysfs, use_vcgencmd=False) == {
+    assert host.soc_temperature_c(sysfs) == 52.6  # cpu-thermal preferred over the first zone
+    assert host.throttled_state(sysfs, use_vcgencmd=False) == {
         "raw": "0x50000",
         "flags": ["under-voltage has occurred", "throttling has occurred"],
     }
-    assert bench.governor(sysfs) == "ondemand"
-    assert bench.board_model(sysfs, proc) == "Raspberry Pi 4 Model B Rev 1.4"
-    assert bench.cpu_model(proc) == "BCM2835"
+    assert host.governors(sysfs) == ["ondemand"]
+    assert host.board_model(sysfs, proc) == "Raspberry Pi 4 Model B Rev 1.4"
+    assert host.cpu_model(proc) == "BCM2835"
 
 
 def test_host_readers_when_nothing_is_readable(tmp_path):
     (tmp_path / "cpuinfo").write_text("processor : 0\nmodel name : AMD EPYC 7B13\n")
-    assert bench.cpu_model(tmp_path) == "AMD EPYC 7B13"
-    assert bench.soc_temperature_c(tmp_path) is None
-    assert bench.throttled_state(tmp_path, use_vcgencmd=False) is None
-    assert bench.governor(tmp_path) is None
+    assert host.cpu_model(tmp_path) == "AMD EPYC 7B13"
+    assert host.soc_temperature_c(tmp_path) is None
+    assert host.throttled_state(tmp_path, use_vcgencmd=False) is None
+    assert host.governors(tmp_path) == []
 
 
 # -- published figures ------------------------------------------------------------------------------
@@ -183,15 +184,18 @@ def test_host_readers_when_nothing_is_readable(tmp_path):
 def test_published_figures_have_sources_and_known_models():
     from edgenet import zoo
 
-    data = bench.published_data()
+    data = bench_report.published_data()
     for figure in data["figures"]:
         assert figure["source"] in data["sources"]
         assert figure["metric"] in ("latency_ms", "top1")
         assert set(figure["models"]) <= set(zoo.catalog()), figure
-    labels = [bench.published_label(f) for f in bench.published_for("v2")]
+    labels = [bench_report.published_label(f) for f in bench_report.published_for("v2")]
     assert "2.6 ms Edge TPU [coral-benchmarks]" in labels
-    assert any("top-1 70.8%" in label for label in map(bench.published_label, bench.published_for("v2-qat")))
-    assert bench.published_for(SMALL) == []
+    assert any(
+        "top-1 70.8%" in label
+        for label in map(bench_report.published_label, bench_report.published_for("v2-qat"))
+    )
+    assert bench_report.published_for(SMALL) == []
 
 
 def test_local_models_are_those_in_the_mirror_or_cache(mirror):
@@ -219,10 +223,10 @@ def test_compare_flags_only_rows_beyond_tolerance():
         {"model": "v2", "delegate": "xnnpack", "threads": "2", "mode": "invoke", "p50_ms": "1.0"},
     ]
     records = [_record(threads=1, p50=2.5), _record(threads=2, p50=1.4), _record(model="v1", p50=9.0)]
-    compared, regressed = bench.compare(records, reference, tolerance=0.30)
+    compared, regressed = bench_report.compare(records, reference, tolerance=0.30)
     assert [(r["threads"], r["ratio"]) for r in compared] == [(1, 1.25), (2, 1.4)]
     assert [r["threads"] for r in regressed] == [2]
-    assert bench.compare(records, reference, tolerance=0.5)[1] == []
+    assert bench_report.compare(records, reference, tolerance=0.5)[1] == []
 
 
 # -- real runs through the console script -----------------------------------------------------------
@@ -258,7 +262,7 @@ def test_csv_output_file_and_jsonl(cli, tmp_path):
     with open(target, newline="") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
-    assert reader.fieldnames == bench.CSV_FIELDS
+    assert reader.fieldnames == bench_report.CSV_FIELDS
     assert len(rows) == 1 and rows[0]["model"] == SMALL and rows[0]["threads"] == "1"
     assert float(rows[0]["min_ms"]) <= float(rows[0]["p50_ms"]) <= float(rows[0]["max_ms"])
     done = cli("bench", "--model", SMALL, "-t", "1", "--format", "jsonl", *FAST)
@@ -317,7 +321,7 @@ def test_compare_pass_and_fail_against_an_edited_real_csv(cli, tmp_path):
     def reference(name: str, factor: float):
         path = tmp_path / name
         with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=bench.CSV_FIELDS)
+            writer = csv.DictWriter(handle, fieldnames=bench_report.CSV_FIELDS)
             writer.writeheader()
             for row in rows:
                 writer.writerow({**row, "p50_ms": float(row["p50_ms"]) * factor})
@@ -338,8 +342,8 @@ def test_compare_pass_and_fail_against_an_edited_real_csv(cli, tmp_path):
 def test_compare_with_no_matching_row_or_missing_file_is_a_usage_error(cli, tmp_path):
     other = tmp_path / "other.csv"
     row = {"model": "v2", "delegate": "xnnpack", "threads": "4", "p50_ms": "1.0"}
-    values = ",".join(row.get(f, "") for f in bench.CSV_FIELDS)
-    other.write_text(",".join(bench.CSV_FIELDS) + "\n" + values + "\n")
+    values = ",".join(row.get(f, "") for f in bench_report.CSV_FIELDS)
+    other.write_text(",".join(bench_report.CSV_FIELDS) + "\n" + values + "\n")
     done = cli("bench", "--model", SMALL, "-t", "1", "--compare", str(other), *FAST)
     assert done.returncode == 2 and "no row matches" in done.stderr
     done = cli("bench", "--model", SMALL, "--compare", str(tmp_path / "nope.csv"), *FAST)
@@ -349,9 +353,9 @@ def test_compare_with_no_matching_row_or_missing_file_is_a_usage_error(cli, tmp_
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("--format", "xml"), "unknown --format"),
+        (("--format", "xml"), "'xml' is not one of 'table', 'json', 'jsonl', 'csv'"),
         (("--threads", "0"), "--threads takes"),
-        (("--mode", "video"), "unknown --mode"),
+        (("--mode", "video"), "'video' is not one of 'invoke', 'e2e'"),
         (("--output", "results.txt"), "name the file .csv"),
     ],
 )

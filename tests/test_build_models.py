@@ -82,32 +82,35 @@ def test_record_names_the_file_and_counts_timm_parameters(build, built_file):
 
 
 def test_edgenet_runs_it_with_uint8_io_and_xnnpack_takes_it_whole(built_file, images):
-    from edgenet.classify import scores_from_output
-    from edgenet.imaging import prepare, read_image
-    from edgenet.runtime import Engine
+    from conftest import engine_for
 
-    engine = Engine(built_file, threads=1)
+    from edgenet.imaging import prepare, read_image
+    from edgenet.tasks.classification import output_spec, scores_from_output
+
+    engine = engine_for(built_file)
+    output = output_spec(engine)
     assert (engine.input.height, engine.input.width, engine.input.channels) == (SIZE, SIZE, 3)
     assert engine.input.dtype == "uint8"
-    assert (engine.output.classes, engine.output.dtype, engine.output.probabilities) == (1000, "uint8", True)
+    assert (output.classes, output.dtype, output.probabilities) == (1000, "uint8", True)
     assert engine.interpreter.get_input_details()[0]["shape"].tolist() == [1, SIZE, SIZE, 3]
-    assert engine.delegate == "xnnpack" and engine.partitions == 1  # a V4-Conv graph is one XNNPACK partition
+    # a V4-Conv graph is one XNNPACK partition
+    assert engine.placement.kind == "xnnpack" and engine.partitions == 1
 
     outputs = [
-        engine.run(prepare(read_image(str(images / name)), engine.input)).copy()
+        engine.run(prepare(read_image(str(images / name)), engine.input))[0].reshape(-1)
         for name in ("parrot.jpg", "cat.bmp")
     ]
     for raw in outputs:
         assert raw.dtype == np.uint8 and raw.shape == (1000,) and raw.any()
         # random weights spread the softmax thin: 1000 small probabilities, each rounded to 1/256 steps
-        assert 0.2 < float(scores_from_output(raw, engine.output).sum()) < 1.5
+        assert 0.2 < float(scores_from_output(raw, output).sum()) < 1.5
     assert not np.array_equal(*outputs)  # the photo moves the output: the graph really computes
 
 
 def test_graph_is_full_integer_builtin_and_matches_the_reference_op_list(built_file, model_file):
-    from edgenet.runtime import Engine
+    from conftest import engine_for
 
-    engine = Engine(built_file, delegate="cpu")  # no delegate: every op of the graph is visible
+    engine = engine_for(built_file, "cpu")  # no delegate: every op of the graph is visible
     assert engine.file.custom_ops == ()
     interpreter = engine.interpreter
     ops = interpreter._get_ops_details()
@@ -128,7 +131,7 @@ def test_graph_is_full_integer_builtin_and_matches_the_reference_op_list(built_f
     assert len(quantize) == 2
     assert {model_input, model_output} == {int(quantize[0]["inputs"][0]), int(quantize[1]["outputs"][0])}
 
-    reference = Engine(model_file(REFERENCE), delegate="cpu")
+    reference = engine_for(model_file(REFERENCE), "cpu")
     assert Counter(engine.op_counts()) == Counter(reference.op_counts())
 
 

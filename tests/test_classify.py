@@ -1,7 +1,6 @@
 import numpy as np
 
-from edgenet.classify import predictions, scores_from_output, top_k
-from edgenet.runtime import OutputSpec
+from edgenet.tasks.classification import OutputSpec, predictions, scores_from_output, top_k
 
 
 def test_dequantize_uint8_probabilities():
@@ -30,6 +29,11 @@ def test_ties_go_to_the_lower_index():
 def test_threshold_and_k():
     assert top_k(np.array([0.6, 0.3, 0.1]), 5, threshold=0.2) == [(0, 0.6), (1, 0.3)]
     assert top_k(np.array([0.6, 0.3, 0.1]), 1) == [(0, 0.6)]
+
+
+def test_classes_scoring_zero_never_pad_the_top_k():
+    assert top_k(np.array([0.0, 0.9, 0.0, 0.1, 0.0]), 5) == [(1, 0.9), (3, 0.1)]
+    assert top_k(np.zeros(4), 3) == []
 
 
 def test_predictions_carry_labels():

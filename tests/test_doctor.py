@@ -126,8 +126,8 @@ def test_numpy2_with_tflite_runtime(fake_tree):
 def test_picamera2_and_throttling(fake_tree):
     fake_tree.board("Raspberry Pi 4 Model B Rev 1.5")
     host = doctor.gather()
-    assert doctor.check_picamera2(replace(host, picamera2="system")).fix.startswith("recreate the venv")
-    assert doctor.check_picamera2(replace(host, picamera2=None)).status == "warn"
+    assert doctor.check_picamera2(replace(host, picamera2="system only")).fix.startswith("recreate the venv")
+    assert doctor.check_picamera2(replace(host, picamera2="not installed")).status == "warn"
     throttled = replace(host, throttled={"raw": "0x50005", "flags": ["under-voltage now", "throttled now"]})
     assert doctor.check_throttling(throttled).status == "warn"
     assert doctor.check_throttling(replace(host, throttled={"raw": "0x0", "flags": []})).status == "ok"

@@ -10,9 +10,9 @@ import pytest
 from fixtures import fake_edgetpu
 
 from edgenet import edgetpu
+from edgenet.delegates import load_external_delegate
 from edgenet.errors import DeviceError, ModelError, UsageError
-from edgenet.pipeline import open_model
-from edgenet.runtime import load_external_delegate
+from edgenet.model import open_model
 
 fake_tree = fake_edgetpu.fake_tree  # pytest fixtures, shared with the other Edge TPU tests
 delegate_libs = fake_edgetpu.delegate_libs
@@ -190,7 +190,7 @@ def test_no_tpu_runs_on_xnnpack_and_says_why(fake_tree, cli, images):
     )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout.splitlines()[0])
-    assert record["delegate"] == "xnnpack (no Edge TPU found)"
+    assert (record["delegate"], record["delegate_reason"]) == ("xnnpack", "no Edge TPU found")
     assert record["top_k"][0]["label"] == "Egyptian cat"
     assert "Traceback" not in result.stderr
 
@@ -223,7 +223,7 @@ def test_tpu_without_libedgetpu_exits_4(fake_tree, cli, images):
 def test_tpu_with_a_model_without_twin_runs_on_cpu(fake_tree, mirror):
     three_tpus(fake_tree)
     opened = open_model("v1-0.75-224", threads=1)
-    assert opened.classifier.engine.delegate == "xnnpack (v1-0.75-224 has no Edge TPU twin)"
+    assert (opened.placement.kind, opened.placement.reason) == ("xnnpack", "v1-0.75-224 has no Edge TPU twin")
     assert any("no Edge TPU model" in w for w in opened.warnings)
 
 
@@ -266,7 +266,7 @@ def test_delegate_lib_on_a_cpu_model(fake_tree, tmp_path, cli, images, delegate_
     )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout.splitlines()[0])
-    assert record["delegate"] == "external (fake_delegate.so)"
+    assert record["delegate"] == "external" and "delegate_reason" not in record
     assert record["top_k"][0]["label"] == "Egyptian cat"
     assert log.read_text().splitlines() == ["created", "created"]
 

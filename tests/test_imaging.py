@@ -12,7 +12,7 @@ from edgenet.imaging import (
     resize_frame,
     to_input_tensor,
 )
-from edgenet.runtime import InputSpec
+from edgenet.tensors import InputSpec
 
 
 def spec(dtype="uint8", scale=1 / 128, zero_point=128, value_range=None, source="quantization", size=224):

@@ -1,0 +1,149 @@
+"""A run assembled from a command's options: where frames come from (images, videos, a camera), the model, the
+sinks, the state and its lock; then the one loop, the summary and the exit code.
+
+The commands (edgenet.cli) only parse options into a Job; everything below decides and runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+
+from edgenet.choices import RecordFormat
+from edgenet.errors import UsageError
+from edgenet.model import ClassifyOptions, ModelRequest
+from edgenet.run.stop import StopSignals
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """Where frames come from. Images: `paths` (files, folders, globs). Streams: `camera`, `videos`, or
+    video files among `paths`."""
+
+    paths: tuple[str, ...] = ()
+    camera: str | None = None
+    videos: tuple[str, ...] = ()
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    every: int = 1
+    reconnect: int = 5
+    max_frames: int | None = None
+    duration: float | None = None
+    fast_decode: bool = False
+
+    @property
+    def streaming(self) -> bool:
+        from edgenet.sources import is_video
+
+        return bool(self.camera or self.videos) or any(is_video(path) for path in self.paths)
+
+    def check(self) -> None:
+        if not self.paths and not self.camera and not self.videos:
+            raise UsageError(
+                "give images, folders or globs (e.g. edgenet classify photos/), --video or --camera"
+            )
+        if self.duration is not None and not self.duration > 0:
+            raise UsageError(f"--duration {self.duration:g}: give a number of seconds above 0")
+        if self.camera and (self.paths or self.videos):
+            raise UsageError("--camera runs one live camera; run images and videos separately")
+        if not self.streaming and (
+            self.max_frames
+            or self.duration is not None
+            or self.every != 1
+            or self.width
+            or self.height
+            or self.fps
+        ):
+            raise UsageError(
+                "--max-frames, --duration, --every, --width, --height and --fps apply to "
+                "--camera and --video (or video files given as inputs)"
+            )
+        if self.streaming and not self.camera and (self.width or self.height or self.fps):
+            raise UsageError(
+                "--width, --height and --fps set a camera's capture mode; use them with --camera"
+            )
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    format: RecordFormat = RecordFormat.table
+    output: str | None = None
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class MqttOptions:
+    address: str
+    topic: str | None = None
+    user: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca: str | None = None
+    every: int = 1
+    on_change: bool = False
+
+
+@dataclass(frozen=True)
+class UnattendedOptions:
+    """Incremental state and its lock, Prometheus textfile, MQTT."""
+
+    state: str | None = None
+    wait: bool = False
+    prom_textfile: str | None = None
+    prom_every: float = 15.0
+    mqtt: MqttOptions | None = None
+
+    def check(self) -> None:
+        """Refuse unusable paths and addresses before any work, rather than at the first record."""
+        if self.prom_textfile:
+            folder = os.path.dirname(os.path.abspath(self.prom_textfile))
+            if (
+                os.path.isdir(self.prom_textfile)
+                or not os.path.isdir(folder)
+                or not os.access(folder, os.W_OK)
+            ):
+                raise UsageError(
+                    f"--prom-textfile {self.prom_textfile}: needs a file name in an existing, "
+                    "writable folder (node_exporter's --collector.textfile.directory)"
+                )
+        if self.mqtt is not None:
+            from edgenet.mqtt import parse_host
+
+            parse_host(self.mqtt.address)
+
+
+@dataclass(frozen=True)
+class Job:
+    model: ModelRequest = field(default_factory=ModelRequest)
+    task: object = field(default_factory=ClassifyOptions)
+    inputs: InputOptions = field(default_factory=InputOptions)
+    output: OutputOptions = field(default_factory=OutputOptions)
+    unattended: UnattendedOptions = field(default_factory=UnattendedOptions)
+    verb: str = "classifying"
+
+    def check(self) -> None:
+        self.inputs.check()
+        self.unattended.check()
+        if self.inputs.streaming:
+            if self.unattended.state:
+                raise UsageError("--state keeps track of image files; streams have no state to keep")
+            if self.output.format == RecordFormat.table and self.output.output:
+                raise UsageError(
+                    "--output with --camera or --video needs --format jsonl or csv (a stream's table is only "
+                    "the live view and the summary on stderr)"
+                )
+
+
+def run_job(job: Job) -> int:
+    """The run a command asked for; returns the exit code (errors that stop it are raised, one line each)."""
+    job.check()
+    with StopSignals() as stop, contextlib.ExitStack() as held:  # a stop while the model loads is clean too
+        if job.inputs.streaming:
+            from edgenet.run.streams import run_stream
+
+            return run_stream(job, stop, held)
+        from edgenet.run.images import run_images
+
+        return run_images(job, stop, held)

@@ -1,0 +1,62 @@
+"""The per-frame record: the one place that defines its fields (README, "Records").
+
+    {"source", "frame", "model", "delegate", ["delegate_reason"], <task fields: "top_k" | "detections" ...>,
+     "latency_ms": {["capture"], "decode", "preprocess", "inference", [task stages], "postprocess", "total"},
+     "time", ["captured", "dropped"], ["latency_only"]}
+
+A frame that fails is a record too: {"source", "frame", "model", "error", "time", ["captured"]}.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+
+def utc_timestamp(seconds: float | None = None) -> str:
+    """ISO 8601, UTC, milliseconds: 2026-11-25T14:30:00.123Z."""
+    moment = datetime.fromtimestamp(time.time() if seconds is None else seconds, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def latency_ms(frame, stages: dict) -> dict:
+    """The frame's stages in ms, rounded to µs; `total` is their sum (the capture wait is not a stage of the
+    frame's own work, so it stays out of the total)."""
+    latency = {} if frame.capture_ms is None else {"capture": round(frame.capture_ms, 3)}
+    latency["decode"] = round(frame.decode_ms, 3)
+    total = frame.decode_ms
+    for name, value in stages.items():
+        latency[name] = round(value, 3)
+        total += value
+    latency["total"] = round(total, 3)
+    return latency
+
+
+def frame_record(frame, model, fields: dict, stages: dict, done: float) -> dict:
+    """A classified (or detected...) frame. `model` is an edgenet.model.ModelInfo; `done` is when its
+    inference ended (time.time()): the record's `time`."""
+    record = {"source": frame.source, "frame": frame.index, "model": model.name, "delegate": model.delegate}
+    if model.delegate_reason:
+        record["delegate_reason"] = model.delegate_reason
+    record.update(fields)
+    record["latency_ms"] = latency_ms(frame, stages)
+    record["time"] = utc_timestamp(done)
+    if frame.captured is not None:
+        record["captured"] = utc_timestamp(frame.captured)
+        record["dropped"] = frame.dropped
+    if model.latency_only:
+        record["latency_only"] = True
+    return record
+
+
+def error_record(frame, model, error: str, done: float) -> dict:
+    record = {
+        "source": frame.source,
+        "frame": frame.index,
+        "model": model.name,
+        "error": error,
+        "time": utc_timestamp(done),
+    }
+    if frame.captured is not None:
+        record["captured"] = utc_timestamp(frame.captured)
+    return record

@@ -1,0 +1,229 @@
+"""The data writers: JSON Lines, CSV (to stdout or appended to --output) and a table (for people).
+
+Each record is written with a single write and flushed, so a reader (or a kill -9) never sees half a line.
+A write that fails half-way (a full disk) is undone: the file is cut back to its last whole record, and the
+run ends with a DeviceError (exit 4). File names that are not UTF-8 stay valid in the output: their
+undecodable bytes are written as \\udcXX escapes (JSON decoders give the bytes back).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import stat
+import sys
+
+from edgenet.errors import DeviceError, UsageError
+from edgenet.sinks import Sink
+
+CSV_FIELDS = [
+    "source",
+    "frame",
+    "model",
+    "delegate",
+    "delegate_reason",
+    "index",
+    "label",
+    "score",
+    "top_k",
+    "decode_ms",
+    "preprocess_ms",
+    "inference_ms",
+    "postprocess_ms",
+    "total_ms",
+    "time",
+    "error",
+]
+# streams (--camera, --video) add the capture wait, when the frame arrived and the frames dropped before it
+STREAM_CSV_FIELDS = CSV_FIELDS[:9] + ["capture_ms"] + CSV_FIELDS[9:15] + ["captured", "dropped", "error"]
+
+
+def safe_text(text: str) -> str:
+    """Lone surrogates (the undecodable bytes of a file name) as \\udcXX, so the text encodes as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class Output:
+    """Where data lines go: stdout, stderr, or a file appended to (created if needed)."""
+
+    def __init__(self, path: str | None = None, stream=None):
+        self.path = path
+        self._fd: int | None = None
+        self.stream = stream
+        self._regular = False
+        if path:
+            try:
+                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise UsageError(f"cannot open --output {path}: {exc.strerror}") from None
+            info = os.fstat(self._fd)
+            self._regular = stat.S_ISREG(info.st_mode)  # a FIFO, /dev/stdout or a tty: no seeking back
+            self.existing = info.st_size if self._regular else 0
+            if self.existing and not _ends_with_newline(path):
+                self.write("\n")  # a half line left by an earlier crash stays alone on its line
+        else:
+            self.stream = stream or sys.stdout
+            self.existing = 0
+
+    @property
+    def name(self) -> str:
+        return self.path or getattr(self.stream, "name", "the output")
+
+    def isatty(self) -> bool:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            return self._fd is None and self.stream.isatty()
+        return False
+
+    def write(self, text: str) -> None:
+        """One write, flushed. A closed pipe is the caller's business; a full disk is a device problem."""
+        data = safe_text(text)
+        try:
+            if self._fd is None:
+                self.stream.write(data)
+                self.stream.flush()
+            else:
+                self._write_file(data.encode("utf-8"))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise DeviceError(
+                f"cannot write records to {self.name}: {exc.strerror or exc}; free space or choose another "
+                "--output (the records before this one are complete)"
+            ) from None
+
+    def _write_file(self, data: bytes) -> None:
+        before = os.lseek(self._fd, 0, os.SEEK_END) if self._regular else None
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:
+            if before is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, before)  # no half record left behind
+            raise
+
+    def close(self) -> None:
+        if self._fd is None:
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.flush()
+            return
+        with contextlib.suppress(OSError):
+            os.fsync(self._fd)  # records survive a power cut, not only a killed process
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        self._fd = None
+
+
+def _ends_with_newline(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() == 0:
+                return True
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
+    except OSError:
+        return True
+
+
+class RecordSink(Sink):
+    """A record writer (one line per record) as a run's sink."""
+
+    on_output = True
+
+    def __init__(self, output: Output):
+        self.output = output
+
+    def write(self, result) -> None:
+        self.write_record(result.record)
+
+    def write_record(self, record: dict) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.output.close()
+
+
+class JsonlSink(RecordSink):
+    def write_record(self, record: dict) -> None:
+        self.output.write(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n")
+
+
+def csv_row(record: dict) -> dict:
+    top = record.get("top_k") or []
+    latency = record.get("latency_ms") or {}
+    first = top[0] if top else {}
+    return {
+        "source": record.get("source"),
+        "frame": record.get("frame"),
+        "model": record.get("model"),
+        "delegate": record.get("delegate", ""),
+        "delegate_reason": record.get("delegate_reason", ""),
+        "index": first.get("index", ""),
+        "label": first.get("label", ""),
+        "score": first.get("score", ""),
+        "top_k": ";".join(f"{p['index']}:{p['label']}:{p['score']}" for p in top),
+        "decode_ms": latency.get("decode", ""),
+        "preprocess_ms": latency.get("preprocess", ""),
+        "inference_ms": latency.get("inference", ""),
+        "postprocess_ms": latency.get("postprocess", ""),
+        "total_ms": latency.get("total", ""),
+        "time": record.get("time", ""),
+        "error": record.get("error", ""),
+    }
+
+
+def stream_csv_row(record: dict) -> dict:
+    row = csv_row(record)
+    row["capture_ms"] = (record.get("latency_ms") or {}).get("capture", "")
+    row["captured"] = record.get("captured", "")
+    row["dropped"] = record.get("dropped", "")
+    return row
+
+
+class CsvSink(RecordSink):
+    """A header (once per file, however many runs append to it), then one row per record. `fields` and `row`
+    flatten another kind of record (bench's)."""
+
+    def __init__(self, output: Output, fields: list[str] = CSV_FIELDS, row=csv_row):
+        super().__init__(output)
+        self._row = row
+        self._buffer = io.StringIO()
+        self._writer = csv.DictWriter(self._buffer, fieldnames=fields, lineterminator="\n")
+        if not output.existing:
+            self._writer.writeheader()
+            self._emit()
+
+    def _emit(self) -> None:
+        self.output.write(self._buffer.getvalue())
+        self._buffer.seek(0)
+        self._buffer.truncate()
+
+    def write_record(self, record: dict) -> None:
+        self._writer.writerow(self._row(record))
+        self._emit()
+
+
+class CollectingSink(RecordSink):
+    """Keeps the records and writes them all when it closes."""
+
+    def __init__(self, output: Output):
+        super().__init__(output)
+        self.records: list[dict] = []
+
+    def write_record(self, record: dict) -> None:
+        self.records.append(record)
+
+
+class JsonArraySink(CollectingSink):
+    """One JSON array, written when the sink closes (bench --format json)."""
+
+    def close(self) -> None:
+        try:
+            self.output.write(json.dumps(self.records, indent=1, ensure_ascii=False) + "\n")
+        finally:
+            super().close()

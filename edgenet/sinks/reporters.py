@@ -1,0 +1,84 @@
+"""Sinks that report a run elsewhere: the incremental state, the Prometheus textfile, MQTT, and the
+progress bar. The state follows the data writer in the list: an image is marked done only once its record is
+written."""
+
+from __future__ import annotations
+
+import sys
+
+from edgenet.sinks import Sink
+
+
+class StateSink(Sink):
+    """Marks each image done in the incremental state (edgenet.state.SeenState), after its record."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    def write(self, result) -> None:
+        self.seen.mark_done(result.record["source"])
+
+
+class PromSink(Sink):
+    """The Prometheus textfile (edgenet.metrics), labelled with the model and the delegate's kind."""
+
+    def __init__(self, path: str, every_s: float, model):
+        from edgenet.metrics import PromTextfile
+
+        self.textfile = PromTextfile(path, model=model.name, delegate=model.delegate, every_s=every_s)
+
+    def write(self, result) -> None:
+        self.textfile.observe(result.record)
+
+    def close(self) -> None:
+        self.textfile.write()
+
+
+class MqttSink(Sink):
+    """Records, status and stats on an MQTT broker (edgenet.mqtt)."""
+
+    def __init__(self, publisher):
+        self.publisher = publisher
+
+    def write(self, result) -> None:
+        self.publisher.publish(result.record)
+
+    def close(self) -> None:
+        self.publisher.close()
+
+
+class ProgressSink(Sink):
+    """A progress bar on a terminal, for image runs of two or more images."""
+
+    def __init__(self, total: int, verb: str = "classifying"):
+        self.total = total
+        self.verb = verb
+        self._progress = None
+
+    @classmethod
+    def wanted(cls, total: int, quiet: bool, verb: str = "classifying"):
+        return None if quiet or total < 2 or not sys.stderr.isatty() else cls(total, verb)
+
+    def start(self, summary) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn(self.verb),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+            console=Console(stderr=True),
+        )
+        self._task = self._progress.add_task(self.verb, total=self.total)
+        self._progress.start()
+
+    def write(self, result) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
