@@ -60,12 +60,13 @@ class ModelSpec:
     family: str
     input: int
     classes: int
-    labels: str  # "imagenet" or "embedded"
+    labels: str  # "imagenet", "embedded" or "coco"
     quant: str
     artifact: Artifact
     edgetpu: Artifact | None = None
     notes: str = ""
     latency_only: bool = False
+    task: str = "classify"  # or "detect" (an SSD with TFLite_Detection_PostProcess)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def to_dict(self, present: bool | None = None, edgetpu_present: bool | None = None) -> dict:
@@ -120,6 +121,7 @@ def catalog() -> dict[str, ModelSpec]:
             edgetpu=_artifact(entry["edgetpu"]) if entry.get("edgetpu") else None,
             notes=entry.get("notes", ""),
             latency_only=bool(entry.get("latency_only")),
+            task=entry.get("task", "classify"),
         )
     return specs
 
