@@ -367,7 +367,8 @@ def bench_one(
         described = f"random {engine.input.dtype} {engine.input.height}x{engine.input.width}"
     else:
         timings = time_e2e(opened, images, **timed)
-        described = f"{len(images)} images, resize {opened.task.resize.value}"
+        resize = getattr(opened.task, "resize", None)  # detectors take the whole frame
+        described = f"{len(images)} images" + (f", resize {resize.value}" if resize is not None else "")
     record_host = _record_host(host_facts or host.host_info(), before, conditions())
     stats = latency_stats(timings.samples_ms)
     placement = engine.placement

@@ -46,6 +46,21 @@ class ReportFormat(str, Enum):
     json = "json"
 
 
+class Task(str, Enum):
+    """What a model does with a frame."""
+
+    classify = "classify"
+    detect = "detect"
+
+
+class GroundTruth(str, Enum):
+    """Where detection ground truth comes from: a COCO instances JSON, YOLO labels, or whichever is there."""
+
+    auto = "auto"
+    coco = "coco"
+    yolo = "yolo"
+
+
 class DoctorFormat(str, Enum):
     """doctor's checks: a line each for people, or JSON."""
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgenet.choices import Delegate, Resize, choose
+from edgenet.choices import Delegate, choose
 from edgenet.errors import DeviceError, ModelError
+from edgenet.tasks.classification import ClassifyOptions
 
 
 @dataclass(frozen=True)
@@ -31,25 +32,6 @@ class ModelRequest:
     delegate_options: tuple[tuple[str, str], ...] = ()
     input_range: tuple[float, float] | None = None
     pipeline: bool = True  # decoding runs beside inference (classify, eval): one thread fewer by default
-
-
-@dataclass(frozen=True)
-class ClassifyOptions:
-    """The classify task's options; `build` makes the task for an engine."""
-
-    resize: Resize = Resize.crop
-    top_k: int = 5
-    threshold: float = 0.0
-
-    def build(self, engine, labels):
-        from edgenet.tasks.classification import Classification
-
-        return Classification(engine, labels, resize=self.resize, top_k=self.top_k, threshold=self.threshold)
-
-    def classes(self, engine) -> int:
-        from edgenet.tasks.classification import output_spec
-
-        return output_spec(engine).classes
 
 
 @dataclass(frozen=True)
@@ -134,31 +116,31 @@ def open_model(request: ModelRequest | str | None = None, task=None, **options) 
 
     if not isinstance(request, ModelRequest):
         request = ModelRequest(model=request, **options)
-    task = task or ClassifyOptions()
     delegate = choose(Delegate, request.delegate, "--delegate")
     check_threads(request.threads)
     name = request.model or zoo.default_model()
     spec = zoo.catalog().get(name)
     given = zoo.resolve(name) if spec is None else None  # a path: missing files and unknown names fail here
     given_file = inspect_model_file(given.path) if given is not None else None  # the engine reuses it
+    task = _task_for(task, spec, given, given_file)
     placement = _place(request, delegate, name, spec, given_file)
     resolved = given if given is not None else zoo.resolve(name, edgetpu=placement.twin)
-    if given_file is not None and given_file.detection and isinstance(task, ClassifyOptions):
-        raise ModelError(f"{given.name} is an object detector (SSD), not a classifier; use edgenet detect")
     threads = request.threads or default_threads(pipeline=request.pipeline)
     engine = build_engine(
         resolved.path, placement, threads=threads, value_range=request.input_range, file_info=given_file
     )
     warnings = list(placement.warnings)
     engine = _builtin_threads(engine, request, warnings, build_engine)
-    labels, labels_source = _labels(resolved, request, task.classes(engine), warnings)
+    labels, labels_source = task.labels(resolved, request.labels, engine, warnings)
     if spec is not None and spec.latency_only:
         warnings.append(f"{spec.name} has random weights (latency only): its predictions mean nothing")
+    built = task.build(engine, labels, open_model)  # a detector may open a classifier for its crops
+    warnings += getattr(built, "warnings", [])
     return Model(
         name=resolved.name,
         path=str(resolved.path),
         engine=engine,
-        task=task.build(engine, labels),
+        task=built,
         labels=labels,
         labels_source=labels_source,
         spec=resolved.spec,
@@ -214,14 +196,17 @@ def _builtin_threads(engine, request: ModelRequest, warnings: list, build):
     )
 
 
-def _labels(resolved, request: ModelRequest, classes: int, warnings: list):
-    from edgenet.labels import labels_for_model
+def _task_for(task, spec, given, given_file):
+    """The task options to use: the ones given, refused in one line when the model is of the other kind;
+    without them, the model's own kind (the catalog's task, or a detection head in the file)."""
+    from edgenet.tasks.detection import DetectOptions
 
-    spec = resolved.spec
-    labels, source = labels_for_model(resolved.path, classes, request.labels, spec.labels if spec else None)
-    if labels is not None and len(labels) != classes:
-        warnings.append(
-            f"the labels ({source}) have {len(labels)} entries but the model has "
-            f"{classes} classes: classes without a label show their index; check --labels"
-        )
-    return labels, source
+    detector = (spec.task == "detect") if spec is not None else bool(given_file and given_file.detection)
+    name = spec.name if spec is not None else given.name
+    if task is None:
+        return DetectOptions() if detector else ClassifyOptions()
+    if detector and task.task == "classify":
+        raise ModelError(f"{name} is an object detector (SSD), not a classifier; use edgenet detect")
+    if not detector and task.task == "detect" and (spec is not None or given_file is not None):
+        raise ModelError(f"{name} is an image classifier, not an object detector; use edgenet classify")
+    return task

@@ -166,9 +166,8 @@ class Engine:
         tensors = {t["index"]: t for t in self.interpreter.get_tensor_details()}
         in_detail = self.interpreter.get_input_details()[0]
         self.input: InputSpec = input_spec(in_detail, self.ops, tensors, value_range, self.file.normalization)
-        self.outputs: tuple[OutputTensor, ...] = output_tensors(
-            self.interpreter.get_output_details(), self.ops
-        )
+        self.output_details: list[dict] = self.interpreter.get_output_details()
+        self.outputs: tuple[OutputTensor, ...] = output_tensors(self.output_details, self.ops)
         self._input_index = int(in_detail["index"])
         self._output_indices = tuple(output.index for output in self.outputs)
         self.partitions = sum(1 for op in self.ops if op["op_name"] == "DELEGATE")

@@ -37,11 +37,12 @@ def _ms(start: int) -> float:
 def measure(path: Path, image_path: Path, threads: int | None, repeats: int, runs: int, warmup: int) -> dict:
     from edgenet import detection
     from edgenet.imaging import prepare, read_image
-    from edgenet.runtime import input_spec_from_details, load_backend
+    from edgenet.runtime import load_backend
+    from edgenet.tensors import input_spec
 
     interpreter = load_backend().interpreter_class(model_path=str(path), num_threads=threads)
     interpreter.allocate_tensors()
-    spec = input_spec_from_details(interpreter.get_input_details()[0], interpreter)
+    spec = input_spec(interpreter.get_input_details()[0], interpreter._get_ops_details())
     details = interpreter.get_output_details()
     started = time.perf_counter_ns()
     mapping = detection.identify_outputs(

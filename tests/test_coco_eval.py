@@ -17,7 +17,8 @@ from edgenet.coco_eval import category_map, coco_map, load_ground_truth, results
 from edgenet.detection import Box, Detection
 from edgenet.errors import UsageError
 from edgenet.imaging import prepare, read_image
-from edgenet.runtime import input_spec_from_details, load_backend
+from edgenet.runtime import load_backend
+from edgenet.tensors import input_spec
 
 SSD_V1 = "ssd_mobilenet_v1_1_default_1.tflite"
 
@@ -34,7 +35,7 @@ def _edgenet_detections(model_path, truth):
     """edgenet's core: whole frame to the input, decode every detection (no threshold) in original pixels."""
     interpreter = load_backend().interpreter_class(model_path=str(model_path))
     interpreter.allocate_tensors()
-    spec = input_spec_from_details(interpreter.get_input_details()[0], interpreter)
+    spec = spec_of(interpreter)
     details = interpreter.get_output_details()
     mapping = detection.identify_outputs(
         details, detection.postprocess_outputs(interpreter._get_ops_details())
@@ -244,3 +245,9 @@ def test_instances_files_with_missing_images_or_fields_are_usage_errors(tmp_path
     (tmp_path / "instances.json").write_text(json.dumps(data))
     with pytest.raises(UsageError, match="lacks or mangles 'bbox'"):
         load_ground_truth(tmp_path)
+
+
+def spec_of(interpreter):
+    """The input spec edgenet derives for an interpreter's first input."""
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return input_spec(interpreter.get_input_details()[0], interpreter._get_ops_details(), tensors)

@@ -13,7 +13,8 @@ from edgenet.detection import Box, crop_for_classifier, decode, identify_outputs
 from edgenet.errors import ModelError, UsageError
 from edgenet.imaging import prepare, read_image
 from edgenet.labels import embedded_labels, parse_labels, read_labels
-from edgenet.runtime import input_spec_from_details, load_backend
+from edgenet.runtime import load_backend
+from edgenet.tensors import input_spec
 
 SSD_V1 = "ssd_mobilenet_v1_1_default_1.tflite"
 SSD_V1_METADATA = "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29_metadata.tflite"
@@ -27,7 +28,7 @@ class Detector:
     def __init__(self, path, use_graph: bool = True):
         self.interpreter = load_backend().interpreter_class(model_path=str(path))
         self.interpreter.allocate_tensors()
-        self.spec = input_spec_from_details(self.interpreter.get_input_details()[0], self.interpreter)
+        self.spec = spec_of(self.interpreter)
         self.details = self.interpreter.get_output_details()
         ops = detection.postprocess_outputs(self.interpreter._get_ops_details()) if use_graph else None
         self.mapping = identify_outputs(self.details, ops)
@@ -350,7 +351,7 @@ def test_cascade_names_the_birds(model_file, images):
     classifier_path = model_file(BIRD_CLASSIFIER)
     classifier = load_backend().interpreter_class(model_path=str(classifier_path))
     classifier.allocate_tensors()
-    spec = input_spec_from_details(classifier.get_input_details()[0], classifier)
+    spec = spec_of(classifier)
     output = classifier.get_output_details()[0]
     species = embedded_labels(classifier_path)
     bird = detection.class_indices(["bird"], detection.coco_labels())
@@ -387,3 +388,9 @@ def test_zoo_detectors_are_detectors_and_its_classifiers_are_not(mirror):
         checked.add(name)
     assert {"ssd-v1", "ssd-v2-fpnlite", "v2"} <= checked
     assert all(zoo.get_spec(name).labels == "coco" for name in detectors)
+
+
+def spec_of(interpreter):
+    """The input spec edgenet derives for an interpreter's first input."""
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    return input_spec(interpreter.get_input_details()[0], interpreter._get_ops_details(), tensors)

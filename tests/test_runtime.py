@@ -95,8 +95,10 @@ def test_cpu_delegate_means_builtin_kernels(model_file):
     ],
 )
 def test_models_that_cannot_run_are_refused_plainly(model_file, file, error, match):
+    from edgenet.tasks.classification import ClassifyOptions
+
     with pytest.raises(error, match=match):
-        open_model(str(model_file(file)), threads=1)
+        open_model(str(model_file(file)), ClassifyOptions(), threads=1)
 
 
 def test_an_edgetpu_file_needs_its_delegate_even_in_a_bare_engine(model_file):

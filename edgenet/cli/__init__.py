@@ -14,6 +14,7 @@ import typer
 
 from edgenet.cli.bench import bench
 from edgenet.cli.classify import classify
+from edgenet.cli.detect import detect
 from edgenet.cli.evaluate import evaluate
 from edgenet.cli.models import models_info, models_list, models_path, models_pull, models_verify, samples
 from edgenet.cli.system import devices, doctor
@@ -35,6 +36,7 @@ models_app = typer.Typer(
 app.add_typer(models_app, name="models")
 
 app.command()(classify)
+app.command()(detect)
 app.command(name="eval")(evaluate)
 app.command()(bench)
 app.command()(devices)

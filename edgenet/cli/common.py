@@ -136,3 +136,19 @@ def input_range_option():
     return typer.Option(
         None, "--input-range", metavar="LO,HI", help="Override a float input's range.", rich_help_panel=INPUT
     )
+
+
+def model_request(model, labels, threads, delegate, device, delegate_lib, delegate_option, input_range):
+    """The Model panel's options as the model layer's request."""
+    from edgenet.model import ModelRequest
+
+    return ModelRequest(
+        model=model,
+        labels=labels,
+        threads=threads,
+        delegate=delegate,
+        device=device,
+        delegate_lib=delegate_lib,
+        delegate_options=parse_options(delegate_option),
+        input_range=parse_range(input_range),
+    )

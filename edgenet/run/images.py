@@ -51,7 +51,7 @@ def _classify(job, model, paths: list[str], seen, stop) -> int:
     from edgenet.sources import image_frames
 
     summary = RunSummary()
-    data = open_record_sink(RecordFormat(job.output.format), job.output.output)
+    data = open_record_sink(RecordFormat(job.output.format), job.output.output, task=job.task.task)
     sinks = Sinks(
         [
             data,

@@ -71,7 +71,9 @@ def _run(job, model, frames, stop, *, live: bool, title: str) -> int:
     summary = RunSummary()
     sinks = Sinks(
         [
-            None if table else open_record_sink(output.format, output.output, stream_records=True),
+            None
+            if table
+            else open_record_sink(output.format, output.output, stream_records=True, task=job.task.task),
             summary,
             *reporter_sinks(job, model),
             LiveView(f"edgenet: {title}") if not output.quiet and sys.stderr.isatty() else None,

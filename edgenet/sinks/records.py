@@ -185,6 +185,70 @@ def stream_csv_row(record: dict) -> dict:
     return row
 
 
+DETECT_CSV_FIELDS = [
+    "source",
+    "frame",
+    "model",
+    "delegate",
+    "delegate_reason",
+    "detection",
+    "index",
+    "label",
+    "score",
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "classification",
+    "decode_ms",
+    "preprocess_ms",
+    "inference_ms",
+    "classify_ms",
+    "postprocess_ms",
+    "total_ms",
+    "time",
+    "capture_ms",
+    "captured",
+    "dropped",
+    "error",
+]
+
+
+def detect_csv_rows(record: dict) -> list[dict]:
+    """A detection record as CSV: one row per detection (`detection` its rank, best first), or one row with
+    the detection columns empty for a frame with none, so that every frame has a row."""
+    latency = record.get("latency_ms") or {}
+    frame = {
+        "source": record.get("source"),
+        "frame": record.get("frame"),
+        "model": record.get("model"),
+        "delegate": record.get("delegate", ""),
+        "delegate_reason": record.get("delegate_reason", ""),
+        **{f"{stage}_ms": latency.get(stage, "") for stage in ("decode", "preprocess", "inference")},
+        **{f"{stage}_ms": latency.get(stage, "") for stage in ("classify", "postprocess", "total")},
+        "time": record.get("time", ""),
+        "capture_ms": latency.get("capture", ""),
+        "captured": record.get("captured", ""),
+        "dropped": record.get("dropped", ""),
+        "error": record.get("error", ""),
+    }
+    rows = []
+    for rank, found in enumerate(record.get("detections") or []):
+        top = (found.get("classification") or {}).get("top_k") or []
+        rows.append(
+            {
+                **frame,
+                "detection": rank,
+                "index": found["index"],
+                "label": found["label"],
+                "score": found["score"],
+                **found["box"],
+                "classification": ";".join(f"{p['index']}:{p['label']}:{p['score']}" for p in top),
+            }
+        )
+    return rows or [frame]
+
+
 class CsvSink(RecordSink):
     """A header (once per file, however many runs append to it), then one row per record. `fields` and `row`
     flatten another kind of record (bench's)."""
@@ -193,7 +257,7 @@ class CsvSink(RecordSink):
         super().__init__(output)
         self._row = row
         self._buffer = io.StringIO()
-        self._writer = csv.DictWriter(self._buffer, fieldnames=fields, lineterminator="\n")
+        self._writer = csv.DictWriter(self._buffer, fieldnames=fields, lineterminator="\n", restval="")
         if not output.existing:
             self._writer.writeheader()
             self._emit()
@@ -204,8 +268,9 @@ class CsvSink(RecordSink):
         self._buffer.truncate()
 
     def write_record(self, record: dict) -> None:
-        self._writer.writerow(self._row(record))
-        self._emit()
+        rows = self._row(record)
+        self._writer.writerows(rows if isinstance(rows, list) else [rows])
+        self._emit()  # a record's rows in one write
 
 
 class CollectingSink(RecordSink):

@@ -11,6 +11,7 @@ from edgenet.console import printable, terminal_width
 from edgenet.sinks.records import CollectingSink
 
 COLUMNS = ("source", "frame", "top-1", "score", "top-k", "inference ms", "total ms")
+DETECT_COLUMNS = ("source", "frame", "found", "inference ms", "total ms")
 NUMERIC = {"frame", "score", "inference ms", "total ms"}
 DROP_ORDER = ("top-k", "frame", "total ms")  # dropped in this order when the terminal is narrow
 
@@ -32,18 +33,31 @@ def relative_sources(sources: list[str]) -> list[str]:
     return [s if s.startswith("camera:") else os.path.relpath(os.path.abspath(s), common) for s in sources]
 
 
+def _found(detection: dict) -> str:
+    """`bird 0.83 (Red-winged Blackbird 0.86)`: a detection, and what the second model named it."""
+    text = f"{short_label(detection['label'])} {detection['score']:.2f}"
+    top = (detection.get("classification") or {}).get("top_k") or []
+    return text + (f" ({short_label(top[0]['label'])} {top[0]['score']:.2f})" if top else "")
+
+
 def rows(records: list[dict]) -> list[dict]:
     names = relative_sources([str(r.get("source", "")) for r in records])
     table = []
     for name, record in zip(names, records, strict=True):
         row = {"source": name, "frame": str(record.get("frame", ""))}
         if "error" in record:
-            row["top-1"] = f"error: {record['error']}"
+            row["top-1"] = row["found"] = f"error: {record['error']}"
+            table.append(row)
+            continue
+        latency = record.get("latency_ms") or {}
+        if "detections" in record:
+            row["found"] = ", ".join(_found(d) for d in record["detections"]) or "-"
+            row["inference ms"] = f"{latency.get('inference', 0):.2f}"
+            row["total ms"] = f"{latency.get('total', 0):.2f}"
             table.append(row)
             continue
         top = record.get("top_k") or []
         first = top[0] if top else {"label": "-", "score": 0.0}
-        latency = record.get("latency_ms") or {}
         row.update(
             {
                 "top-1": short_label(first["label"]),
@@ -60,7 +74,8 @@ def rows(records: list[dict]) -> list[dict]:
 def fitting_columns(table: list[dict], width: int) -> list[str]:
     """The columns to show in `width` characters: each needs its widest cell (numbers, names) or at least 12
     characters (text that can wrap); columns are dropped in DROP_ORDER until the rest fit."""
-    columns = list(COLUMNS)
+    detecting = any("found" in row and not row["found"].startswith("error: ") for row in table)
+    columns = list(DETECT_COLUMNS if detecting else COLUMNS)
 
     def needed(column: str) -> int:
         widest = max([len(column)] + [len(row.get(column, "")) for row in table])
@@ -68,6 +83,8 @@ def fitting_columns(table: list[dict], width: int) -> list[str]:
 
     for candidate in (None, *DROP_ORDER):
         if candidate is not None:
+            if candidate not in columns:
+                continue
             columns.remove(candidate)
         if sum(needed(c) + 3 for c in columns) + 1 <= width:
             break
@@ -99,8 +116,9 @@ class TableSink(CollectingSink):
                 )
             for row in table_rows:
                 cells = [Text(printable(row.get(column, ""))) for column in columns]
-                if row.get("top-1", "").startswith("error: "):
-                    cells[columns.index("top-1")].stylize("red")
+                for column in ("top-1", "found"):
+                    if column in columns and row.get(column, "").startswith("error: "):
+                        cells[columns.index(column)].stylize("red")
                 table.add_row(*cells)
             console.print(table)
             self.output.write(buffer.getvalue())

@@ -7,6 +7,7 @@ SOFTMAX. Ties go to the lower class index; classes scoring exactly 0 are never l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -153,3 +154,31 @@ class Classification:
 
         spec = self.engine.input
         return to_input_tensor(np.full((spec.height, spec.width, spec.channels), 128, np.uint8), spec)
+
+
+@dataclass(frozen=True)
+class ClassifyOptions:
+    """The classify task's options: `labels` finds the model's labels, `build` makes the task."""
+
+    task: ClassVar[str] = "classify"
+    resize: Resize = Resize.crop
+    top_k: int = 5
+    threshold: float = 0.0
+
+    def labels(self, resolved, labels_file: str | None, engine, warnings: list) -> tuple[list | None, str]:
+        """--labels, labels embedded in the file, the catalog's, ImageNet for 1000/1001 classes; a list of
+        another length than the model's classes is said once."""
+        from edgenet.labels import labels_for_model
+
+        classes = output_spec(engine).classes
+        spec = resolved.spec
+        labels, source = labels_for_model(resolved.path, classes, labels_file, spec.labels if spec else None)
+        if labels is not None and len(labels) != classes:
+            warnings.append(
+                f"the labels ({source}) have {len(labels)} entries but the model has "
+                f"{classes} classes: classes without a label show their index; check --labels"
+            )
+        return labels, source
+
+    def build(self, engine, labels, opener=None) -> Classification:
+        return Classification(engine, labels, resize=self.resize, top_k=self.top_k, threshold=self.threshold)

@@ -1,0 +1,158 @@
+"""`edgenet detect`: SSD object detection, optionally with each detection classified by a second model."""
+
+from __future__ import annotations
+
+import typer
+
+from edgenet.choices import Delegate, RecordFormat
+from edgenet.cli import run_options as shared
+from edgenet.cli.common import (
+    MODEL,
+    OUTPUT,
+    delegate_lib_option,
+    delegate_option,
+    delegate_options_option,
+    device_option,
+    handles_errors,
+    input_range_option,
+    labels_option,
+    model_option,
+    model_request,
+    threads_option,
+)
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
+
+
+@handles_errors
+def detect(
+    inputs: list[str] = shared.inputs_argument(),
+    model: str | None = model_option("Detector: zoo name (ssd-v1, ssd-v2-fpnlite, ...) or a .tflite path."),
+    labels: str | None = labels_option(),
+    threads: int | None = threads_option(),
+    delegate: Delegate = delegate_option(),
+    device: str = device_option(),
+    delegate_lib: str | None = delegate_lib_option(),
+    delegate_option: list[str] | None = delegate_options_option(),
+    input_range: str | None = input_range_option(),
+    threshold: float = typer.Option(
+        0.5,
+        "--threshold",
+        min=0.0,
+        max=1.0,
+        metavar="T",
+        help="Keep detections scoring T or more.",
+        rich_help_panel=OUTPUT,
+    ),
+    classes: str | None = typer.Option(
+        None,
+        "--classes",
+        metavar="NAMES",
+        help="Only these classes: person,bird (names or indices).",
+        rich_help_panel=OUTPUT,
+    ),
+    max_detections: int | None = typer.Option(
+        None,
+        "--max-detections",
+        min=1,
+        metavar="N",
+        help="At most N detections per frame, best first.",
+        rich_help_panel=OUTPUT,
+    ),
+    classify_crops: str | None = typer.Option(
+        None,
+        "--classify-crops",
+        metavar="NAME|FILE",
+        help="Classify each detection with this classifier.",
+        rich_help_panel=MODEL,
+    ),
+    crop_classes: str | None = typer.Option(
+        None,
+        "--crop-classes",
+        metavar="NAMES",
+        help="Classify only detections of these classes.",
+        rich_help_panel=MODEL,
+    ),
+    top_k: int = typer.Option(
+        3,
+        "--top-k",
+        "-k",
+        min=1,
+        metavar="K",
+        help="Classes per classified detection.",
+        rich_help_panel=OUTPUT,
+    ),
+    fmt: RecordFormat = shared.format_option(),
+    output: str | None = shared.output_option(),
+    quiet: bool = shared.quiet_option(),
+    camera: str | None = shared.camera_option(),
+    video: list[str] | None = shared.video_option(),
+    width: int | None = shared.width_option(),
+    height: int | None = shared.height_option(),
+    fps: float | None = shared.fps_option(),
+    max_frames: int | None = shared.max_frames_option(),
+    duration: float | None = shared.duration_option(),
+    every: int = shared.every_option(),
+    reconnect: int = shared.reconnect_option(),
+    state: str | None = shared.state_option(),
+    wait: bool = shared.wait_option(),
+    prom_textfile: str | None = shared.prom_textfile_option(),
+    prom_every: float = shared.prom_every_option(),
+    mqtt: str | None = shared.mqtt_option(),
+    mqtt_topic: str | None = shared.mqtt_topic_option(),
+    mqtt_user: str | None = shared.mqtt_user_option(),
+    mqtt_password: str | None = shared.mqtt_password_option(),
+    mqtt_tls: bool = shared.mqtt_tls_option(),
+    mqtt_ca: str | None = shared.mqtt_ca_option(),
+    mqtt_every: int = shared.mqtt_every_option(),
+    mqtt_on_change: bool = shared.mqtt_on_change_option("the set of detected labels"),
+):
+    """Detect objects (SSD) in images, video files or a live camera; one record per image or frame.
+
+    Boxes are in pixels of the original frame. jsonl/csv go to stdout (or --output); tables, live views and
+    summaries to stderr.
+    """
+    from edgenet.model import ModelRequest
+    from edgenet.run.job import Job, OutputOptions, run_job
+    from edgenet.tasks.detection import DetectOptions
+
+    request = model_request(
+        model, labels, threads, delegate, device, delegate_lib, delegate_option, input_range
+    )
+    crops = None
+    if classify_crops:
+        crops = ModelRequest(model=classify_crops, threads=request.threads, delegate=delegate, device=device)
+    task = DetectOptions(
+        threshold=threshold,
+        classes=_names(classes),
+        max_detections=max_detections,
+        crops=crops,
+        crop_classes=_names(crop_classes),
+        crop_top_k=top_k,
+    )
+    job = Job(
+        model=request,
+        task=task,
+        inputs=shared.inputs_from(
+            inputs, camera, video, width, height, fps, every, reconnect, max_frames, duration
+        ),
+        output=OutputOptions(format=fmt, output=output, quiet=quiet),
+        unattended=shared.unattended_from(
+            state,
+            wait,
+            prom_textfile,
+            prom_every,
+            mqtt,
+            mqtt_topic,
+            mqtt_user,
+            mqtt_password,
+            mqtt_tls,
+            mqtt_ca,
+            mqtt_every,
+            mqtt_on_change,
+        ),  # fmt: skip
+        verb="detecting",
+    )
+    raise typer.Exit(run_job(job))
