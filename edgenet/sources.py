@@ -12,13 +12,20 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgenet.errors import EdgenetError, one_line
-from edgenet.imaging import IMAGE_EXTENSIONS, read_image
+from edgenet.imaging import DEFAULT_MAX_PIXELS, load_image
+from edgenet.inputs import (  # noqa: F401 - re-exported: callers import them from here
+    VIDEO_EXTENSIONS,
+    Inputs,
+    expand_inputs,
+    find_inputs,
+    is_video,
+)
 
 
 @dataclass(frozen=True)
@@ -33,95 +40,52 @@ class Frame:
     error: str | None = None
     dropped: int = 0
     capture_ms: float | None = None  # streams: time spent waiting for the frame (grab), before decoding it
+    file_key: tuple[int, int] | None = None  # image files: (size, mtime_ns) of the file as it was read
 
 
-def _is_image(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS)
+def image_frames(
+    paths: list[str],
+    start_index: int = 0,
+    min_short: int | None = None,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    before_read=None,
+    after_read=None,
+) -> Iterator[Frame]:
+    """Decode each image in turn; a failure is a Frame with `error`, never an exception.
 
-
-def _is_special(root: str, name: str) -> bool:
-    """FIFOs, sockets and devices in a folder: reading one can block forever, so folders skip them."""
-    try:
-        return not stat.S_ISREG(os.stat(os.path.join(root, name)).st_mode)
-    except OSError:
-        return False  # a dangling link: kept, so that it gets its error record
-
-
-def expand_inputs(paths: Iterable[str], videos: bool = False) -> list[str]:
-    """Files as given; folders recursively (sorted, image extensions only, or video extensions with
-    `videos`); globs expanded and sorted.
-
-    Paths that do not exist stay in the list so that each gets an error record.
-    """
-    wanted = is_video if videos else _is_image
-    items: list[str] = []
-    for raw in paths:
-        if os.path.isdir(raw):
-            found = []
-            for root, dirs, files in os.walk(raw):
-                dirs.sort()
-                found.extend(os.path.join(root, f) for f in files if wanted(f) and not _is_special(root, f))
-            items.extend(sorted(found))
-        elif os.path.exists(raw) or os.path.islink(raw):
-            items.append(raw)
-        elif glob.has_magic(raw):
-            matched = sorted(p for p in glob.glob(raw, recursive=True) if os.path.isfile(p))
-            items.extend(matched if matched else [raw])
-        else:
-            items.append(raw)
-    return items
-
-
-def image_frames(paths: list[str], start_index: int = 0, min_short: int | None = None) -> Iterator[Frame]:
-    """Decode each image in turn; a failure is a Frame with `error`, never an exception. `min_short`: fast
-    decode of big JPEGs (see imaging.decode_image)."""
+    `min_short`: fast decode of big JPEGs (see imaging.decode_image); `max_pixels`: the largest image
+    decoded (None: no cap). `before_read(path)` is called just before a file is opened and `after_read(path)`
+    once it is decoded or has failed (an incremental state marks the image in progress in between); an
+    exception from either stops the iteration (a state that cannot be written must not become records).
+    Each Frame carries `file_key`, the (size, mtime_ns) of the file as it was read."""
     for offset, path in enumerate(paths):
+        if before_read is not None:
+            before_read(path)
         started = time.perf_counter_ns()
-        try:
-            if glob.has_magic(path) and not os.path.exists(path):
-                raise EdgenetError("no file matches this pattern")
-            image = read_image(path, min_short)
-            error = None
-        except EdgenetError as exc:
-            image, error = None, str(exc)
-        except MemoryError:
-            image, error = None, "cannot decode image: out of memory; resize it first"
+        if glob.has_magic(path) and not os.path.lexists(path):
+            loaded = None
+        else:
+            loaded = load_image(path, min_short, max_pixels=max_pixels)
         decode_ms = (time.perf_counter_ns() - started) / 1e6
-        yield Frame(source=path, index=start_index + offset, image=image, decode_ms=decode_ms, error=error)
+        if after_read is not None:
+            after_read(path)
+        yield Frame(
+            source=path,
+            index=start_index + offset,
+            image=loaded.image if loaded else None,
+            decode_ms=decode_ms,
+            error=loaded.error if loaded else "no file matches this pattern",
+            file_key=loaded.file_key if loaded else None,
+        )
 
 
 # -- video files and cameras -------------------------------------------------------------------------
 
-VIDEO_EXTENSIONS = (
-    ".avi",
-    ".mp4",
-    ".m4v",
-    ".mkv",
-    ".mov",
-    ".webm",
-    ".mpg",
-    ".mpeg",
-    ".ts",
-    ".mts",
-    ".m2ts",
-    ".mjpeg",
-    ".mjpg",
-    ".h264",
-    ".h265",
-    ".hevc",
-    ".wmv",
-    ".flv",
-    ".3gp",
-    ".ogv",
-)
 NETWORK_OPEN_TIMEOUT_MS = 10_000  # rtsp://, http://... cameras: give up opening after this long
 NETWORK_READ_TIMEOUT_MS = 5_000  # and count a stream that stops sending for this long as a lost camera
 RECONNECT_BACKOFF_S = 0.5  # first wait before reopening a lost camera; doubles per attempt
 RECONNECT_BACKOFF_MAX_S = 8.0
-
-
-def is_video(path: str) -> bool:
-    return str(path).lower().endswith(VIDEO_EXTENSIONS)
 
 
 def _cv2():
@@ -139,18 +103,65 @@ def _ms_since(started_ns: int) -> float:
     return (time.perf_counter_ns() - started_ns) / 1e6
 
 
+# FFmpeg renders text files as video (its tty demuxer: .txt, .nfo, .asc... shown as ANSI art): refused
+TEXT_CODECS = (b"ansi", b"xbin", b"bint", b"idf\x00")
+TEXT_SNIFF_BYTES = 4096
+
+
+def _not_a_video(path: str) -> str | None:
+    """Why a path cannot be a video file, from the file alone (before FFmpeg sees it), or None."""
+    try:
+        info = os.stat(path)
+        if stat.S_ISFIFO(info.st_mode) or stat.S_ISSOCK(info.st_mode):
+            return "cannot open video: not a regular file (a FIFO or socket)"
+        if stat.S_ISDIR(info.st_mode):
+            return "cannot open video: it is a folder"
+        if not stat.S_ISREG(info.st_mode):
+            return None  # a device node: FFmpeg's to judge
+        with open(path, "rb") as handle:
+            head = handle.read(TEXT_SNIFF_BYTES)
+    except FileNotFoundError:
+        return "cannot open video: no such file"
+    except OSError as exc:
+        return f"cannot open video: {exc.strerror or exc}"
+    if not head:
+        return "cannot open video: the file is empty (0 bytes)"
+    if _is_text(head):
+        return "cannot open video: this is a text file, not a video (FFmpeg would draw the text as frames)"
+    return None
+
+
+def _is_text(head: bytes) -> bool:
+    """No NUL byte and valid UTF-8: video containers have binary headers (y4m aside: text, then pixels)."""
+    import codecs
+
+    if b"\x00" in head or head.startswith(b"YUV4MPEG2"):
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _error_frame(path: str, error: str, index: int = 0) -> Frame:
+    return Frame(source=path, index=index, image=None, decode_ms=0.0, error=error)
+
+
 def video_frames(path: str, every: int = 1, decode_threads: int | None = None) -> Iterator[Frame]:
     """Every frame of a video file (or every Nth), in order, numbered by its position in the file from 0.
 
-    A file that cannot be opened is one error Frame; a frame that cannot be decoded is an error Frame too.
+    A file that cannot be opened, is not a video (a text file) or holds no frame is one error Frame; a frame
+    that cannot be decoded is an error Frame too.
     `decode_threads` caps FFmpeg's decoder threads. Left to itself, FFmpeg decodes in other threads, which
     land on the cores inference owns: an MPEG-4 clip gets a thread per core, and an MJPG clip has every frame
     handed to a second thread and back (two context switches a frame). On 2 cores, 640x480 MJPG took
     1.0 ms of CPU a frame capped at 1 thread vs 1.09-1.19 ms uncapped (a plain cv2 read loop).
     """
     cv2 = _cv2()
-    if not os.path.exists(path):
-        yield Frame(source=path, index=0, image=None, decode_ms=0.0, error="cannot open video: no such file")
+    problem = _not_a_video(path)
+    if problem:
+        yield _error_frame(path, problem)
         return
     if decode_threads:
         capture = cv2.VideoCapture(path, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, int(decode_threads)])
@@ -158,49 +169,49 @@ def video_frames(path: str, every: int = 1, decode_threads: int | None = None) -
         capture = cv2.VideoCapture(path)
     try:
         if not capture.isOpened():
-            yield Frame(
-                source=path,
-                index=0,
-                image=None,
-                decode_ms=0.0,
-                error="cannot open video: not a video OpenCV/FFmpeg can read",
-            )
+            yield _error_frame(path, "cannot open video: not a video OpenCV/FFmpeg can read")
             return
-        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        position = 0
-        while True:
-            started = time.perf_counter_ns()
-            if not capture.grab():
-                if declared > 1 and position < declared - 1:  # the container promised more: cut off
-                    yield Frame(
-                        source=path,
-                        index=position,
-                        image=None,
-                        decode_ms=0.0,
-                        error=(f"video ended after {position} of {declared} frames: truncated or damaged"),
-                    )
-                break
-            # FFmpeg reads and decodes the frame in grab() (retrieve() converts it to BGR): for a file all of
-            # it is decoding, and nothing is waited for, so capture is 0
-            grab_ms = _ms_since(started)
-            captured = time.time()
-            if position % every == 0:
-                started = time.perf_counter_ns()
-                ok, image = capture.retrieve()
-                decode_ms = grab_ms + _ms_since(started)
-                error = None if ok and image is not None else "cannot decode video frame"
-                yield Frame(
-                    source=path,
-                    index=position,
-                    image=image if error is None else None,
-                    decode_ms=decode_ms,
-                    captured=captured,
-                    error=error,
-                    capture_ms=0.0,
-                )
-            position += 1
+        codec = int(capture.get(cv2.CAP_PROP_FOURCC) or 0) & 0xFFFFFFFF
+        if codec.to_bytes(4, "little") in TEXT_CODECS:
+            yield _error_frame(path, "cannot open video: FFmpeg reads this file as text art, not a video")
+            return
+        yield from _read_video(cv2, capture, path, every)
     finally:
         capture.release()
+
+
+def _read_video(cv2, capture, path: str, every: int) -> Iterator[Frame]:
+    declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    position = 0
+    while True:
+        started = time.perf_counter_ns()
+        if not capture.grab():
+            if declared > 1 and position < declared - 1:  # the container promised more: cut off
+                yield _error_frame(
+                    path, f"video ended after {position} of {declared} frames: truncated or damaged", position
+                )
+            elif position == 0:
+                yield _error_frame(path, "the video has no frames (empty or damaged); nothing to classify")
+            break
+        # FFmpeg reads and decodes the frame in grab() (retrieve() converts it to BGR): for a file all of
+        # it is decoding, and nothing is waited for, so capture is 0
+        grab_ms = _ms_since(started)
+        captured = time.time()
+        if position % every == 0:
+            started = time.perf_counter_ns()
+            ok, image = capture.retrieve()
+            decode_ms = grab_ms + _ms_since(started)
+            error = None if ok and image is not None else "cannot decode video frame"
+            yield Frame(
+                source=path,
+                index=position,
+                image=image if error is None else None,
+                decode_ms=decode_ms,
+                captured=captured,
+                error=error,
+                capture_ms=0.0,
+            )
+        position += 1
 
 
 @dataclass(frozen=True)
