@@ -29,22 +29,35 @@ def image_size(data: bytes) -> tuple[str, int, int] | None:
 
 def jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
     """(width, height) from the first SOF marker (APPn segments, e.g. an EXIF thumbnail, are skipped)."""
+    for marker, pos in _jpeg_markers(data):
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if pos + 9 > len(data):
+                return None
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return (width, height)
+    return None
+
+
+def jpeg_scan_start(data: bytes) -> int | None:
+    """Where the first scan (SOS) starts: an end-of-image marker before it is a thumbnail's, not the image."""
+    return next((pos for marker, pos in _jpeg_markers(data) if marker == 0xDA), None)
+
+
+def _jpeg_markers(data: bytes):
+    """(marker, offset) of each header segment, up to and including the first SOS."""
     pos, end = 2, len(data)
     while pos + 4 <= end:
         if data[pos] != 0xFF:
-            return None
+            return
         marker = data[pos + 1]
         if marker == 0xFF:
             pos += 1
             continue
+        yield marker, pos
+        if marker == 0xDA:
+            return
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if pos + 9 > end:
-                return None
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return (width, height)
         pos += 2 + length
-    return None
 
 
 def _png(data: bytes) -> tuple[int, int] | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgenet.errors import EdgenetError, InputError, UsageError, one_line
-from edgenet.image_headers import image_size, jpeg_dimensions
+from edgenet.image_headers import image_size, jpeg_dimensions, jpeg_scan_start
 from edgenet.native_stderr import captured_stderr, pass_on
 from edgenet.runtime import InputSpec
 
@@ -252,8 +252,10 @@ def _reduction(width: int, height: int, min_short: int | None) -> int | None:
 
 def _jpeg_is_complete(data: bytes) -> bool:
     # An EOI marker (FF D9) cannot occur inside entropy-coded data (FF is stuffed there), so a file that
-    # was cut short has none near its end. Some cameras append a little data after EOI: allow 64 KiB.
-    return data.rfind(b"\xff\xd9", max(2, len(data) - 65536)) != -1
+    # was cut short has none near its end. Some cameras append a little data after EOI: allow 64 KiB. The
+    # EOI must come after the first scan starts: the EXIF thumbnail before it has its own.
+    scan = jpeg_scan_start(data) or 2
+    return data.rfind(b"\xff\xd9", max(scan, len(data) - 65536)) != -1
 
 
 def crop_box(height: int, width: int, out_h: int, out_w: int) -> tuple[int, int, int, int]:

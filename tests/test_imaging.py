@@ -292,3 +292,11 @@ def test_what_other_threads_print_during_a_decode_is_passed_on(images, capfd):
         writer.join()
     pass_on(printed.text)
     assert capfd.readouterr().err == "a line from another thread\n"
+
+
+def test_a_jpeg_cut_after_its_thumbnail_is_truncated(images):
+    data = (images / "owl.jpg").read_bytes()
+    half = data[: len(data) // 2]
+    assert b"\xff\xd9" in half  # the EXIF thumbnails' end-of-image markers
+    with pytest.raises(InputError, match="truncated JPEG"):
+        decode_image(half)
