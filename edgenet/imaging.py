@@ -47,7 +47,7 @@ HEAD_BYTES = 65536  # read first: a header that says "too large" spares reading 
 # libjpeg says "Corrupt JPEG data: 2 extraneous bytes before marker 0xd9" for some encoders' padding after a
 # complete image (all pixels decoded); corrupted scan data leaves more (14 to 622 in 109 corrupted photos)
 PADDING_BYTES = 4
-_JPEG_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file")
+_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file", "libpng error:")
 _JPEG_PADDING = re.compile(r"Corrupt JPEG data: (\d+) extraneous bytes before marker 0xd9$")
 _DECODER_NOISE = (  # warnings that say nothing about the pixels: dropped
     "Corrupt JPEG data: bad ICC marker",
@@ -58,7 +58,10 @@ _DECODER_NOISE = (  # warnings that say nothing about the pixels: dropped
     "Invalid SOS parameters",
     "Application transferred too many scanlines",
     "libpng warning:",
-    "[ WARN:",
+)
+# OpenCV's own log lines: `[ERROR:0@4.8] global grfmt_tiff.cpp:152 TIFF_Error Using code not yet in table`
+_OPENCV_LOG = re.compile(
+    r"^\[\s*([A-Z]+)[^\]]*\]\s*global\s+\S*?(grfmt_\w+|loadsave|bitstrm)\.cpp\S*\s+(?:\(\d+\)\s+)?\S+\s+"
 )
 
 
@@ -159,17 +162,30 @@ def _imdecode(cv2, buffer: np.ndarray, flags: int, kind: str | None) -> np.ndarr
 
 
 def judge_decoder_output(text: str) -> tuple[str | None, str]:
-    """(the first line saying the data is corrupt or None, the lines that are not a decoder's)."""
-    corrupt, others = None, []
+    """(the first line saying the data is corrupt or None, the lines that are not a decoder's).
+
+    Corrupt: libjpeg's corrupt-data warnings, libpng's errors, and the errors OpenCV's image decoders
+    log (a TIFF whose LZW data is damaged still comes back as an image). Dropped: decoder warnings and
+    OpenCV's restatement that imdecode failed (the record says so). Anything else is passed on."""
+    corrupt, others, logging = None, [], False
     for line in text.splitlines(keepends=True):
         message = line.strip()
-        if not message:
-            continue
+        if logging and line[:1] in (" ", ">", "\t"):
+            continue  # the rest of a multi-line OpenCV message
+        logged = _OPENCV_LOG.match(message)
+        logging = logged is not None
         padding = _JPEG_PADDING.match(message)
-        if message.startswith(_DECODER_NOISE) or (padding and int(padding.group(1)) <= PADDING_BYTES):
+        if (
+            not message
+            or message.startswith(_DECODER_NOISE)
+            or (padding and int(padding.group(1)) <= PADDING_BYTES)
+        ):
             continue
-        if message.startswith(_JPEG_CORRUPT):
-            corrupt = corrupt or message
+        if logged:
+            if logged.group(1) == "ERROR" and logged.group(2) != "loadsave":
+                corrupt = corrupt or message[logged.end() :][:160]
+        elif message.startswith(_CORRUPT):
+            corrupt = corrupt or message[:160]
         else:
             others.append(line)
     return corrupt, "".join(others)

@@ -300,3 +300,30 @@ def test_a_jpeg_cut_after_its_thumbnail_is_truncated(images):
     assert b"\xff\xd9" in half  # the EXIF thumbnails' end-of-image markers
     with pytest.raises(InputError, match="truncated JPEG"):
         decode_image(half)
+
+
+def test_damaged_tiff_and_png_data_are_errors_too(capfd):
+    pixels = (np.random.default_rng(0).random((100, 200, 3)) * 255).astype(np.uint8)
+    lzw = [cv2.IMWRITE_TIFF_COMPRESSION, cv2.IMWRITE_TIFF_COMPRESSION_LZW]
+    tiff = bytearray(cv2.imencode(".tif", pixels, lzw)[1].tobytes())
+    tiff[1000] ^= 0xFF  # OpenCV still returns a 200x100 image, with libtiff's error logged
+    with pytest.raises(InputError, match=r"corrupt image data \(Using code not yet in table\)"):
+        decode_image(bytes(tiff))
+    png = bytearray(cv2.imencode(".png", pixels)[1].tobytes())
+    png[len(png) // 2] ^= 0xFF
+    with pytest.raises(InputError, match=r"corrupt image data \(libpng error: IDAT: "):
+        decode_image(bytes(png))
+    assert capfd.readouterr().err == ""
+
+
+def test_a_multi_line_opencv_message_is_one_reason():
+    from edgenet.imaging import judge_decoder_output
+
+    text = (
+        "[ERROR:0@1.5] global grfmt_jpeg2000_openjpeg.cpp:340 readData OpenCV(5.0.0) tiles are not "
+        "supported (expected: 'x'), where\n    '1' is 1\n> must be equal to\n    'y' is 194\nnext line\n"
+    )
+    corrupt, others = judge_decoder_output(text)
+    assert corrupt.startswith("OpenCV(5.0.0) tiles are not supported") and others == "next line\n"
+    imdecode_failed = "[ERROR:0@4.8] global loadsave.cpp:1355 imdecode_ imdecode_(''): can't read header: x\n"
+    assert judge_decoder_output(imdecode_failed) == (None, "")
