@@ -7,22 +7,64 @@ after the resize, on the small image, where it costs almost nothing.
 from __future__ import annotations
 
 import os
+import re
 import stat
-import struct
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgenet.errors import InputError
+from edgenet.errors import EdgenetError, InputError, one_line
+from edgenet.image_headers import image_size, jpeg_dimensions, jpeg_scan_start
+from edgenet.native_stderr import captured_stderr, pass_on
 
 if TYPE_CHECKING:
     from edgenet.tensors import InputSpec
 
+__all__ = ["jpeg_dimensions"]  # re-exported: it lived here
+
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # libjpeg warnings are turned into error records instead
 
 CROP_FRACTION = 0.875  # the reference ImageNet evaluation: shorter side to S / 0.875, centre S x S
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".pgm",
+    ".ppm",
+    ".pnm",
+    ".gif",  # OpenCV decodes the first frame (builds without a GIF reader give each one an error record)
+)
 MAX_DECODE_PIXELS = 64_000_000  # bigger JPEGs are decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself
+# The largest image decoded at all (--max-pixels). 200 MP lets every camera photo through (200 MP phone
+# sensors write 16320x12240 = 199.8 MP; 100-150 MP medium format) and refuses decompression bombs and
+# headers that lie: a JPEG that big is decoded at reduced scale anyway, and other formats cost about 3 bytes
+# a pixel (600 MB at the cap). OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS, 2^30) is fixed when cv2 loads.
+DEFAULT_MAX_PIXELS = 200_000_000
+HEAD_BYTES = 65536  # read first: a header that says "too large" spares reading the rest of the file
+# libjpeg says "Corrupt JPEG data: 2 extraneous bytes before marker 0xd9" for some encoders' padding after a
+# complete image (all pixels decoded); corrupted scan data leaves more (14 to 622 in 109 corrupted photos)
+PADDING_BYTES = 4
+_CORRUPT = ("Corrupt JPEG data", "Premature end of JPEG file", "libpng error:")
+_JPEG_PADDING = re.compile(r"Corrupt JPEG data: (\d+) extraneous bytes before marker 0xd9$")
+_DECODER_NOISE = (  # warnings that say nothing about the pixels: dropped
+    "Corrupt JPEG data: bad ICC marker",
+    "Warning: unknown JFIF revision",
+    "Warning: thumbnail image size",
+    "Unknown Adobe color transform",
+    "Inconsistent progression sequence",
+    "Invalid SOS parameters",
+    "Application transferred too many scanlines",
+    "libpng warning:",
+)
+# OpenCV's own log lines: `[ERROR:0@4.8] global grfmt_tiff.cpp:152 TIFF_Error Using code not yet in table`
+_OPENCV_LOG = re.compile(
+    r"^\[\s*([A-Z]+)[^\]]*\]\s*global\s+\S*?(grfmt_\w+|loadsave|bitstrm)\.cpp\S*\s+(?:\(\d+\)\s+)?\S+\s+"
+)
 
 
 def _cv2():
@@ -31,37 +73,48 @@ def _cv2():
     return cv2
 
 
-def decode_image(data: bytes, name: str = "image", min_short: int | None = None) -> np.ndarray:
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image file read and decoded, or why not; `file_key` is (size, mtime_ns) of the file as read."""
+
+    image: np.ndarray | None
+    error: str | None
+    file_key: tuple[int, int] | None
+
+
+def decode_image(
+    data: bytes,
+    name: str = "image",
+    min_short: int | None = None,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
     """Bytes of an image file -> HxWx3 uint8 BGR. Raises InputError with a one-line reason.
 
+    The header's width x height is checked against `max_pixels` (None: no cap) before anything is decoded.
     `min_short` (fast decode): a JPEG whose shorter side is 2x, 4x or 8x that or more is decoded at 1/2, 1/4
-    or 1/8 scale by libjpeg itself (DCT scaling), still no smaller than `min_short` on its shorter side."""
+    or 1/8 scale by libjpeg itself (DCT scaling), still no smaller than `min_short` on its shorter side.
+    Data libjpeg reports as corrupt is an error, not an image."""
     if not data:
         raise InputError("cannot decode image: the file is empty (0 bytes)")
     cv2 = _cv2()
     flags = cv2.IMREAD_COLOR
+    found = image_size(data)
+    if found:
+        check_size(*found, max_pixels)
     if data[:2] == b"\xff\xd8":
         if not _jpeg_is_complete(data):
             raise InputError(
                 "cannot decode image: truncated JPEG (no end-of-image marker); copy the file again"
             )
-        dims = jpeg_dimensions(data)
-        if dims:
-            factor = _reduction(dims[0], dims[1], min_short)
+        if found:
+            factor = _reduction(found[1], found[2], min_short)
             if factor is None:
                 raise InputError(
-                    f"image too large to decode ({dims[0]}x{dims[1]}); resize it below 4 gigapixels"
+                    f"image too large to decode ({found[1]}x{found[2]}); resize it below 4 gigapixels"
                 )
             flags = _REDUCED_FLAGS[factor](cv2)
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    try:
-        image = cv2.imdecode(buffer, flags)
-    except cv2.error as exc:
-        raise InputError(f"cannot decode image: {' '.join(str(exc).split())[:200]}") from None
-    if image is None:
-        raise InputError(
-            "cannot decode image: not an image OpenCV can read (supported: jpg, png, bmp, webp, tiff, pnm)"
-        )
+    image = _imdecode(cv2, np.frombuffer(data, dtype=np.uint8), flags, found[0] if found else None)
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.dtype != np.uint8:  # IMREAD_COLOR already gives 8 bits; keep the contract if it ever does not
@@ -69,17 +122,130 @@ def decode_image(data: bytes, name: str = "image", min_short: int | None = None)
     return image
 
 
-def read_image(path: str, min_short: int | None = None) -> np.ndarray:
+def check_size(kind: str, width: int, height: int, max_pixels: int | None) -> None:
+    """InputError when a header's size is empty or past the cap."""
+    if width <= 0 or height <= 0:
+        raise InputError(f"cannot decode image: the {kind} header says {width}x{height} pixels")
+    if max_pixels and width * height > max_pixels:
+        raise InputError(
+            f"image too large: {kind} of {width}x{height} = {width * height:,} pixels, past the cap of "
+            f"{max_pixels:,}; --max-pixels raises it"
+        )
+
+
+def _imdecode(cv2, buffer: np.ndarray, flags: int, kind: str | None) -> np.ndarray:
+    """cv2.imdecode with what the decoder prints on stderr captured and judged: corrupt data is an error."""
+    with captured_stderr() as printed:
+        try:
+            image, failure = cv2.imdecode(buffer, flags), None
+        except cv2.error as exc:
+            image, failure = None, exc
+    corrupt, others = judge_decoder_output(printed.text)
+    pass_on(others)
+    if corrupt:
+        raise InputError(f"corrupt image data ({corrupt}): the pixels are damaged; copy the file again")
+    if failure is not None:
+        if "CV_IO_MAX_IMAGE" in str(failure):
+            raise InputError(
+                "image too large: past OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS, 2^30 pixels "
+                "unless set before edgenet starts)"
+            )
+        raise InputError(f"cannot decode image: {one_line(failure, 200)}")
+    if image is None:
+        if kind:
+            raise InputError(
+                f"cannot decode image: damaged {kind} data, or a {kind} variant this OpenCV build cannot read"
+            )
+        raise InputError(
+            "cannot decode image: not an image OpenCV can read (supported: jpg, png, bmp, webp, tiff, pnm, "
+            "gif)"
+        )
+    return image
+
+
+def judge_decoder_output(text: str) -> tuple[str | None, str]:
+    """(the first line saying the data is corrupt or None, the lines that are not a decoder's).
+
+    Corrupt: libjpeg's corrupt-data warnings, libpng's errors, and the errors OpenCV's image decoders
+    log (a TIFF whose LZW data is damaged still comes back as an image). Dropped: decoder warnings and
+    OpenCV's restatement that imdecode failed (the record says so). Anything else is passed on."""
+    corrupt, others, logging = None, [], False
+    for line in text.splitlines(keepends=True):
+        message = line.strip()
+        if logging and line[:1] in (" ", ">", "\t"):
+            continue  # the rest of a multi-line OpenCV message
+        logged = _OPENCV_LOG.match(message)
+        logging = logged is not None
+        padding = _JPEG_PADDING.match(message)
+        if (
+            not message
+            or message.startswith(_DECODER_NOISE)
+            or (padding and int(padding.group(1)) <= PADDING_BYTES)
+        ):
+            continue
+        if logged:
+            if logged.group(1) == "ERROR" and logged.group(2) != "loadsave":
+                corrupt = corrupt or message[logged.end() :][:160]
+        elif message.startswith(_CORRUPT):
+            corrupt = corrupt or message[:160]
+        else:
+            others.append(line)
+    return corrupt, "".join(others)
+
+
+def read_image(path: str, min_short: int | None = None, *, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    """An image file -> HxWx3 uint8 BGR; raises InputError with a one-line reason."""
+    loaded = load_image(path, min_short, max_pixels=max_pixels)
+    if loaded.error is not None:
+        raise InputError(loaded.error)
+    return loaded.image
+
+
+def load_image(
+    path: str, min_short: int | None = None, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> LoadedImage:
+    """Open, read and decode one file; never raises for a bad file (the reason is in `error`).
+
+    The file is opened without blocking (a FIFO never hangs the run) and fstat'ed once open: `file_key` is
+    the file as it was read. The first HEAD_BYTES are read first, so a header past the cap spares the rest."""
+    key = None
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
-            raise InputError("cannot read image: not a regular file (a FIFO, socket or device)")
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except IsADirectoryError:
-        raise InputError("cannot read image: it is a folder") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise InputError(f"cannot read image: {exc.strerror or exc}") from None
-    return decode_image(data, path, min_short)
+        return LoadedImage(None, _open_error(path, exc), None)
+    try:
+        info = os.fstat(fd)
+        key = (info.st_size, info.st_mtime_ns)
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError("cannot read image: it is a folder")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError("cannot read image: not a regular file (a FIFO, socket or device)")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(HEAD_BYTES)
+            found = image_size(data)
+            if found:
+                check_size(*found, max_pixels)
+            data += handle.read()
+        key = (len(data), info.st_mtime_ns)  # what was read, should the file have changed meanwhile
+        return LoadedImage(decode_image(data, path, min_short, max_pixels=max_pixels), None, key)
+    except EdgenetError as exc:
+        return LoadedImage(None, str(exc), key)
+    except OSError as exc:
+        return LoadedImage(None, f"cannot read image: {exc.strerror or exc}", key)
+    except MemoryError:
+        return LoadedImage(None, "cannot decode image: out of memory; resize it first", key)
+    finally:
+        os.close(fd)
+
+
+def _open_error(path: str, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError) and os.path.islink(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"cannot read image: a broken symbolic link (to {target}, which does not exist)"
+    return f"cannot read image: {exc.strerror or exc}"
 
 
 _REDUCED_FLAGS = {
@@ -104,28 +270,10 @@ def _reduction(width: int, height: int, min_short: int | None) -> int | None:
 
 def _jpeg_is_complete(data: bytes) -> bool:
     # An EOI marker (FF D9) cannot occur inside entropy-coded data (FF is stuffed there), so a file that
-    # was cut short has none near its end. Some cameras append a little data after EOI: allow 64 KiB.
-    return data.rfind(b"\xff\xd9", max(2, len(data) - 65536)) != -1
-
-
-def jpeg_dimensions(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the first SOF marker, without decoding."""
-    pos, end = 2, len(data)
-    while pos + 4 <= end:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:
-            pos += 1
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if pos + 9 > end:
-                return None
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return (width, height)
-        pos += 2 + length
-    return None
+    # was cut short has none near its end. Some cameras append a little data after EOI: allow 64 KiB. The
+    # EOI must come after the first scan starts: the EXIF thumbnail before it has its own.
+    scan = jpeg_scan_start(data) or 2
+    return data.rfind(b"\xff\xd9", max(scan, len(data) - 65536)) != -1
 
 
 def crop_box(height: int, width: int, out_h: int, out_w: int) -> tuple[int, int, int, int]:

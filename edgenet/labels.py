@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import re
 import zipfile
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -12,49 +15,125 @@ from edgenet.errors import UsageError
 
 _INDEXED = re.compile(r"^\s*(\d+)(?::\s*|\s+)(\S.*?)\s*$")
 BACKGROUND = "background"
+MAX_CLASSES = 1_000_000  # indices past this are dropped when the model's class count is not known
+MAX_LABELS_BYTES = 16 * 1024 * 1024  # ImageNet-21k's 21,843 labels take 0.4 MB
 
 
-def parse_labels(text: str) -> list[str]:
+@dataclass(frozen=True)
+class ModelLabels:
+    """The labels a model's scores are named with, where they came from, and what was wrong with them."""
+
+    labels: list[str] | None
+    source: str
+    warnings: tuple[str, ...] = ()
+
+
+def parse_labels(text: str, limit: int | None = None, dropped: list[str] | None = None) -> list[str]:
     """Plain lines, `0:label`, `0  label` or `0 label` -> list indexed by class id.
 
     The indexed form is used only when every non-empty line has an index, so plain labels that happen to
-    start with a digit stay plain. Gaps in an indexed file become the index as text.
+    start with a digit stay plain. Gaps in an indexed file become the index as text. Classes at or past
+    `limit` (default MAX_CLASSES), by index or by line, are left out, never allocated, and described in
+    `dropped` when given: memory stays bounded by the limit whatever the file says.
     """
-    lines = [line.rstrip("\r") for line in text.splitlines()]
-    while lines and not lines[-1].strip():
-        lines.pop()
-    content = [line for line in lines if line.strip()]
-    matches = [_INDEXED.match(line) for line in content]
-    if content and all(matches):
-        table = {int(m.group(1)): m.group(2) for m in matches}
-        return [table.get(i, str(i)) for i in range(max(table) + 1)]
-    return [line.strip() for line in lines]
+    limit = MAX_CLASSES if limit is None else limit
+    lines = io.StringIO(text)
+    indexed = any(line.strip() for line in lines)
+    lines.seek(0)
+    indexed = indexed and all(_INDEXED.match(line) for line in lines if line.strip())
+    lines.seek(0)
+    if not indexed:
+        plain = [line.strip() for line in itertools.islice(lines, limit)]
+        extra = sum(1 for line in lines if line.strip())
+        while plain and not plain[-1] and not extra:
+            plain.pop()
+        if extra and dropped is not None:
+            dropped.append(f"{extra} more line(s) after line {limit}")
+        return plain
+    table: dict[int, str] = {}
+    for line in lines:
+        match = _INDEXED.match(line)
+        if match is None:
+            continue
+        digits = match.group(1)
+        index = int(digits) if len(digits) <= 18 else limit  # int() of 4300+ digits raises
+        if index < limit:
+            table[index] = match.group(2)
+        elif dropped is not None and len(dropped) < 10:
+            dropped.append(f"index {digits if len(digits) <= 20 else digits[:20] + '...'}")
+    return [table.get(i, str(i)) for i in range(max(table) + 1)] if table else []
 
 
-def read_labels(path: str | Path) -> list[str]:
+def decode_text(data: bytes) -> str:
+    """Label file bytes as text: UTF-8 (with or without its BOM), or UTF-16/UTF-32 by their BOM; UTF-16
+    without one when every other byte is zero (what Windows tools write)."""
+    for bom, encoding in (
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace")
+    sample = data[:4096]
+    if len(sample) >= 4 and sample.count(0) * 3 >= len(sample):
+        odd_zeros = sample[1::2].count(0)
+        return data.decode(
+            "utf-16-le" if odd_zeros >= sample[0::2].count(0) else "utf-16-be", errors="replace"
+        )
+    return data.decode("utf-8", errors="replace")
+
+
+def read_labels(path: str | Path, limit: int | None = None, dropped: list[str] | None = None) -> list[str]:
+    """A labels file (see parse_labels); UsageError when it cannot be read, is empty or is far too big."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_LABELS_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read labels {path}: {exc.strerror or exc}; check --labels") from None
-    labels = parse_labels(text)
+    if len(data) > MAX_LABELS_BYTES:
+        raise UsageError(
+            f"labels file {path} is over {MAX_LABELS_BYTES // 2**20} MB: not a labels file (one short line "
+            "per class); check --labels"
+        )
+    labels = parse_labels(decode_text(data), limit, dropped)
     if not labels:
         raise UsageError(f"labels file {path} is empty; give one label per line")
     return labels
 
 
-def embedded_labels(model_path: str | Path) -> list[str] | None:
-    """Labels stored in a .tflite's appended zip (TFLite metadata packs associated files this way)."""
+def embedded_labels(
+    model_path: str | Path,
+    limit: int | None = None,
+    dropped: list[str] | None = None,
+    notes: list[str] | None = None,
+) -> list[str] | None:
+    """Labels stored in a .tflite's appended zip (TFLite metadata packs associated files this way). A member
+    that unpacks to more than MAX_LABELS_BYTES is not used (said in `notes`), and no more than that is read
+    whatever its header claims."""
     try:
         if not zipfile.is_zipfile(model_path):
             return None
         with zipfile.ZipFile(model_path) as archive:
-            names = [n for n in archive.namelist() if n.lower().endswith(".txt") and "label" in n.lower()]
-            names = names or [n for n in archive.namelist() if n.lower().endswith(".txt")]
-            if not names:
+            members = [m for m in archive.infolist() if m.filename.lower().endswith(".txt")]
+            members = [m for m in members if "label" in m.filename.lower()] or members
+            if not members:
                 return None
-            labels = parse_labels(archive.read(names[0]).decode("utf-8", errors="replace"))
-            return labels or None
-    except (OSError, zipfile.BadZipFile):
+            member = members[0]
+            data = b""
+            if member.file_size <= MAX_LABELS_BYTES:
+                with archive.open(member) as handle:
+                    data = handle.read(MAX_LABELS_BYTES + 1)
+            if member.file_size > MAX_LABELS_BYTES or len(data) > MAX_LABELS_BYTES:
+                if notes is not None:
+                    notes.append(
+                        f"the labels embedded in the model ({member.filename}) unpack to over "
+                        f"{MAX_LABELS_BYTES // 2**20} MB: not used"
+                    )
+                return None
+            return parse_labels(decode_text(data), limit, dropped) or None
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError):
         return None
 
 
@@ -87,18 +166,34 @@ def fit_to_classes(labels: list[str] | tuple[str, ...] | None, classes: int) -> 
 def labels_for_model(
     model_path: str | Path, classes: int, labels_file: str | None = None, catalog_labels: str | None = None
 ) -> tuple[list[str] | None, str]:
-    """The labels a model's scores are named with, and where they came from.
+    """(labels, where they came from): find_labels() without its warnings."""
+    found = find_labels(model_path, classes, labels_file, catalog_labels)
+    return found.labels, found.source
+
+
+def find_labels(
+    model_path: str | Path, classes: int, labels_file: str | None = None, catalog_labels: str | None = None
+) -> ModelLabels:
+    """The labels a model's scores are named with, where they came from, and warnings to show.
 
     Order: --labels FILE, labels embedded in the .tflite, the catalog's, then ImageNet when the output
-    has 1000 or 1001 classes. Otherwise None (labels are the class index).
+    has 1000 or 1001 classes. Otherwise None (labels are the class index). Indexed labels past the model's
+    class count (one more is kept, for a leading `background`) are dropped with a warning.
     """
+    limit = classes + 1 if classes and classes > 0 else None
+    dropped: list[str] = []
+    notes: list[str] = []
     if labels_file:
-        return fit_to_classes(read_labels(labels_file), classes), str(labels_file)
-    found = embedded_labels(model_path)
-    if found:
-        return fit_to_classes(found, classes), "embedded"
-    if catalog_labels and catalog_labels != "imagenet" and Path(catalog_labels).is_file():
-        return fit_to_classes(read_labels(catalog_labels), classes), catalog_labels
-    if catalog_labels == "imagenet" or classes in (1000, 1001):
-        return fit_to_classes(imagenet_labels(), classes), "imagenet"
-    return None, "none"
+        labels, source = read_labels(labels_file, limit, dropped), str(labels_file)
+    elif (found := embedded_labels(model_path, limit, dropped, notes)) is not None:
+        labels, source = found, "embedded"
+    elif catalog_labels and catalog_labels != "imagenet" and Path(catalog_labels).is_file():
+        labels, source = read_labels(catalog_labels, limit, dropped), catalog_labels
+    elif catalog_labels == "imagenet" or classes in (1000, 1001):
+        labels, source = list(imagenet_labels()), "imagenet"
+    else:
+        return ModelLabels(None, "none", tuple(notes))
+    if dropped:
+        shown = ", ".join(dropped[:3]) + (", ..." if len(dropped) > 3 else "")
+        notes.append(f"the labels ({source}) go past the model's {classes} classes ({shown}): left out")
+    return ModelLabels(fit_to_classes(labels, classes), source, tuple(notes))

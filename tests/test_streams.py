@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import run_loop
 
-from edgenet import host, sources
+from edgenet import cameras, host, sources
 from edgenet.errors import DeviceError, UsageError
 
 FRAMES = 12
@@ -207,27 +207,27 @@ def test_videos_are_recognised_by_extension():
     ],
 )
 def test_parse_camera(text, kind, device, name):
-    assert sources.parse_camera(text) == sources.CameraSpec(kind, device, name)
+    assert cameras.parse_camera(text) == cameras.CameraSpec(kind, device, name)
 
 
 @pytest.mark.parametrize("text", ["", "picamera2:front"])
 def test_parse_camera_rejects_nonsense(text):
     with pytest.raises(UsageError):
-        sources.parse_camera(text)
+        cameras.parse_camera(text)
 
 
 def test_camera_diagnostics_say_what_was_found(tmp_path):
-    empty = sources.camera_diagnostics(str(tmp_path))
+    empty = cameras.camera_diagnostics(str(tmp_path))
     assert f"no {tmp_path}/video* devices" in empty and "picamera2" in empty and "--video FILE" in empty
     (tmp_path / "video0").write_bytes(b"")
     (tmp_path / "video1").write_bytes(b"")
-    found = sources.camera_diagnostics(str(tmp_path))
+    found = cameras.camera_diagnostics(str(tmp_path))
     assert f"found {tmp_path}/video0, {tmp_path}/video1" in found
 
 
 def test_missing_camera_node_is_a_device_error():
     with pytest.raises(DeviceError) as caught:
-        sources.open_camera(sources.parse_camera("/dev/video-edgenet-missing"))
+        cameras.open_camera(cameras.parse_camera("/dev/video-edgenet-missing"))
     assert caught.value.exit_code == 4 and "does not exist" in str(caught.value)
 
 
@@ -235,13 +235,13 @@ def test_picamera2_missing_is_a_device_error_with_advice():
     if host.picamera2_status() == "importable":
         pytest.skip("picamera2 is importable here: the missing-picamera2 message cannot be produced")
     with pytest.raises(DeviceError) as caught:
-        sources.open_camera(sources.parse_camera("picamera2"))
+        cameras.open_camera(cameras.parse_camera("picamera2"))
     assert "picamera2 is" in str(caught.value) and "Try:" in str(caught.value)
 
 
 def test_lost_camera_is_an_error_frame_then_reopened(clip):
     FlakyCapture.opened = 0
-    camera = sources.CameraFrames(lambda: FlakyCapture(clip, 4), "camera:test", reconnect=2, backoff=0.001)
+    camera = cameras.CameraFrames(lambda: FlakyCapture(clip, 4), "camera:test", reconnect=2, backoff=0.001)
     frames = list(islice(camera, 11))
     assert [f.index for f in frames] == list(range(11))  # numbering goes on across reconnects
     lost = [f.index for f in frames if f.error is not None]
@@ -260,7 +260,7 @@ def test_camera_that_stays_lost_raises_after_the_reconnect_attempts(clip):
             raise DeviceError("cannot open camera:test: unplugged")
         return FlakyCapture(clip, 2)
 
-    camera = sources.CameraFrames(opener, "camera:test", reconnect=3, backoff=0.001)
+    camera = cameras.CameraFrames(opener, "camera:test", reconnect=3, backoff=0.001)
     seen = []
     with pytest.raises(DeviceError, match="did not come back after 3"):
         for frame in camera:
@@ -270,7 +270,7 @@ def test_camera_that_stays_lost_raises_after_the_reconnect_attempts(clip):
 
 
 def test_camera_that_gives_no_first_frame_is_a_device_error(clip):
-    camera = sources.CameraFrames(lambda: FlakyCapture(clip, 0), "camera:test", reconnect=3, backoff=0.001)
+    camera = cameras.CameraFrames(lambda: FlakyCapture(clip, 0), "camera:test", reconnect=3, backoff=0.001)
     with pytest.raises(DeviceError, match="gave no frame"):
         list(camera)
 
@@ -307,7 +307,7 @@ def test_live_stream_takes_the_newest_frame_and_counts_the_drops(tmp_path, photo
                 return
             time.sleep(0.001)
 
-    camera = sources.CameraFrames(opener, "camera:test", reconnect=0)
+    camera = cameras.CameraFrames(opener, "camera:test", reconnect=0)
     slow = with_task(model, SlowTask(model.task, before=three_more_frames))
     records, outcome = run_loop(slow, camera, live=True)
     assert isinstance(outcome.failure, DeviceError)  # the clip ends: lost for good after --reconnect 0
@@ -506,7 +506,7 @@ def test_cli_network_camera_that_never_answers_gives_up_with_exit_4(cli):
     import socket
     import threading
 
-    from edgenet.sources import NETWORK_OPEN_TIMEOUT_MS
+    from edgenet.cameras import NETWORK_OPEN_TIMEOUT_MS
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

@@ -35,6 +35,7 @@ def classify(
     delegate_option: list[str] | None = delegate_options_option(),
     resize: Resize = resize_option(),
     input_range: str | None = input_range_option(),
+    max_pixels: int | None = shared.max_pixels_option(),
     fast_decode: bool = typer.Option(
         False,
         "--fast-decode",
@@ -102,6 +103,7 @@ def classify(
             max_frames,
             duration,
             fast_decode=fast_decode,
+            max_pixels=max_pixels,
         ),
         output=OutputOptions(format=fmt, output=output, quiet=quiet),
         unattended=shared.unattended_from(

@@ -37,6 +37,7 @@ def detect(
     delegate_lib: str | None = delegate_lib_option(),
     delegate_option: list[str] | None = delegate_options_option(),
     input_range: str | None = input_range_option(),
+    max_pixels: int | None = shared.max_pixels_option(),
     threshold: float = typer.Option(
         0.5,
         "--threshold",
@@ -136,7 +137,17 @@ def detect(
         model=request,
         task=task,
         inputs=shared.inputs_from(
-            inputs, camera, video, width, height, fps, every, reconnect, max_frames, duration
+            inputs,
+            camera,
+            video,
+            width,
+            height,
+            fps,
+            every,
+            reconnect,
+            max_frames,
+            duration,
+            max_pixels=max_pixels,
         ),
         output=OutputOptions(format=fmt, output=output, quiet=quiet),
         unattended=shared.unattended_from(

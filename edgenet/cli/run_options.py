@@ -6,7 +6,18 @@ from __future__ import annotations
 import typer
 
 from edgenet.choices import RecordFormat
-from edgenet.cli.common import OUTPUT, STREAM, UNATTENDED
+from edgenet.cli.common import INPUT, OUTPUT, STREAM, UNATTENDED
+
+
+def max_pixels_option():
+    return typer.Option(
+        None,
+        "--max-pixels",
+        min=0,
+        metavar="N",
+        help="Refuse images larger than N pixels, from their header (default 200000000; 0: no cap).",
+        rich_help_panel=INPUT,
+    )
 
 
 def inputs_argument():

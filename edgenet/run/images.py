@@ -1,27 +1,61 @@
 """Image runs: files, folders and globs, each image once, in order; with --state, only the new ones, under a
-lock so that overlapping cron runs do not collide."""
+lock so that overlapping cron runs do not collide.
+
+Nothing is skipped silently: a folder that cannot be listed and an image that stopped earlier runs while it
+was being decoded (the state's poison pills) are error records; FIFOs and links to folders are counted in
+a warning. A glob that matches nothing is like an empty folder: an empty inbox is nothing to do.
+"""
 
 from __future__ import annotations
 
+import glob
+import os
+from itertools import chain
+
 from edgenet.choices import RecordFormat
-from edgenet.console import say
+from edgenet.console import say, warn
 from edgenet.run.common import finish, open_for_job, reporter_sinks
 from edgenet.run.loop import Loop
 from edgenet.run.summary import RunSummary, plural
 
 
-def run_images(job, stop, held) -> int:
-    from edgenet.sources import expand_inputs
+def _failure_frames(sources: list[tuple[str, str]], start: int = 0):
+    from edgenet.sources import Frame
 
+    for offset, (source, error) in enumerate(sources):
+        yield Frame(source=source, index=start + offset, image=None, decode_ms=0.0, error=error)
+
+
+def _found(job, quiet: bool):
+    """The image paths, the error records to write before them, and whether there is anything to do."""
+    from edgenet.inputs import find_inputs
+
+    found = find_inputs(list(job.inputs.paths))
+    for message in found.warnings:
+        warn(message)
+    empty_globs = [p for p in found.paths if glob.has_magic(p) and not os.path.lexists(p)]
+    paths = [p for p in found.paths if p not in empty_globs]
+    if empty_globs and paths and not quiet:
+        say(f"no file matches {', '.join(empty_globs)}")
+    if not paths and not found.failures and not quiet:
+        others = ", ".join(f"{count} {ext}" for ext, count in found.other_files[:4])
+        matched = f"{', '.join(empty_globs)} matched no file; " if empty_globs else ""
+        say(
+            f"{matched}no images in the given folders (looked for .jpg .jpeg .png .bmp .webp .tif .gif ...)"
+            + (f"; other files there: {others}" if others else "")
+            + ": nothing to do"
+        )
+    return paths, list(found.failures)
+
+
+def run_images(job, stop, held) -> int:
     quiet = job.output.quiet
-    paths = expand_inputs(list(job.inputs.paths))
-    if not paths:  # an empty inbox is normal for a cron job: nothing to do is not a failure
-        if not quiet:
-            say("no images in the given folders (looked for .jpg .jpeg .png .bmp .webp .tif): nothing to do")
+    paths, failures = _found(job, quiet)
+    if not paths and not failures:  # an empty inbox is normal for a cron job: nothing to do is not a failure
         return 0
-    seen = None
+    seen, poisoned = None, []
     if job.unattended.state:
-        from edgenet.state import AlreadyRunning, RunLock, SeenState
+        from edgenet.state import POISONED_ERROR, AlreadyRunning, RunLock, SeenState
 
         try:
             held.enter_context(RunLock(job.unattended.state + ".lock", wait=job.unattended.wait))
@@ -29,10 +63,17 @@ def run_images(job, stop, held) -> int:
             say(f"edgenet: {busy}; this run does nothing (use --wait to queue behind it)")
             return 0
         seen = SeenState(job.unattended.state)
-        held.callback(seen.close)
+        held.callback(seen.close)  # after the loop: the capture thread has stopped using it
+        for message in seen.warnings:
+            warn(message)
+        if seen.interrupted() and not quiet:
+            say(
+                f"{plural(len(seen.interrupted()), 'image')} left in progress by a run that died: tried again"
+            )
+        poisoned = [(path, POISONED_ERROR) for path in seen.poisoned()]
         found = len(paths)
         paths = [path for path in paths if seen.is_new(path)]
-        if not paths:
+        if not paths and not failures and not poisoned:
             if not quiet:
                 say(
                     f"nothing new: all {plural(found, 'image')} already have records "
@@ -40,10 +81,10 @@ def run_images(job, stop, held) -> int:
                 )
             return 0
     model = open_for_job(job)
-    return _classify(job, model, paths, seen, stop)
+    return _classify(job, model, paths, failures, poisoned, seen, stop)
 
 
-def _classify(job, model, paths: list[str], seen, stop) -> int:
+def _classify(job, model, paths: list[str], failures: list, poisoned: list, seen, stop) -> int:
     from edgenet.imaging import decode_target
     from edgenet.sinks import Sinks
     from edgenet.sinks.formats import open_record_sink
@@ -52,17 +93,28 @@ def _classify(job, model, paths: list[str], seen, stop) -> int:
 
     summary = RunSummary()
     data = open_record_sink(RecordFormat(job.output.format), job.output.output, task=job.task.task)
+    total = len(failures) + len(poisoned) + len(paths)
     sinks = Sinks(
         [
             data,
-            StateSink(seen) if seen is not None else None,
+            StateSink(seen, skip={source for source, _ in failures}) if seen is not None else None,
             summary,
-            ProgressSink.wanted(len(paths), job.output.quiet, job.verb),
+            ProgressSink.wanted(total, job.output.quiet, job.verb),
             *reporter_sinks(job, model),
         ]
     )
     task = model.task
-    min_short = decode_target(task.engine.input, task.resize) if job.inputs.fast_decode else None
-    loop = Loop(model, sinks, live=False, stop=stop)
-    outcome = loop.run(image_frames(paths, min_short=min_short), summary)
+    resize = getattr(task, "resize", None)
+    min_short = decode_target(task.engine.input, resize) if job.inputs.fast_decode and resize else None
+    first = len(failures) + len(poisoned)
+    images = image_frames(
+        paths,
+        start_index=first,
+        min_short=min_short,
+        max_pixels=job.inputs.pixel_cap,
+        before_read=seen.begin if seen is not None else None,
+        after_read=seen.decoded if seen is not None else None,
+    )
+    frames = chain(_failure_frames(failures), _failure_frames(poisoned, len(failures)), images)
+    outcome = Loop(model, sinks, live=False, stop=stop).run(frames, summary)
     return finish(job, model, outcome, noun="image", stream=False)

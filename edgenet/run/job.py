@@ -15,6 +15,8 @@ from edgenet.errors import UsageError
 from edgenet.model import ClassifyOptions, ModelRequest
 from edgenet.run.stop import StopSignals
 
+OPENCV_PIXEL_LIMIT = 1 << 30  # OPENCV_IO_MAX_IMAGE_PIXELS's default
+
 
 @dataclass(frozen=True)
 class InputOptions:
@@ -32,6 +34,18 @@ class InputOptions:
     max_frames: int | None = None
     duration: float | None = None
     fast_decode: bool = False
+    max_pixels: int | None = None  # the largest image decoded (None: edgenet.imaging's default, 0: no cap)
+
+    @property
+    def pixel_cap(self) -> int | None:
+        """The largest image decoded, for image_frames: None when there is no cap (--max-pixels 0)."""
+        from edgenet.imaging import DEFAULT_MAX_PIXELS
+
+        if self.max_pixels is None:
+            return DEFAULT_MAX_PIXELS
+        if self.max_pixels and self.max_pixels > OPENCV_PIXEL_LIMIT:  # OpenCV's own cap, read when cv2 loads
+            os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(self.max_pixels))
+        return self.max_pixels or None
 
     @property
     def streaming(self) -> bool:
@@ -40,6 +54,8 @@ class InputOptions:
         return bool(self.camera or self.videos) or any(is_video(path) for path in self.paths)
 
     def check(self) -> None:
+        if self.max_pixels is not None and self.max_pixels < 0:
+            raise UsageError(f"--max-pixels {self.max_pixels}: give a number of pixels, or 0 for no cap")
         if not self.paths and not self.camera and not self.videos:
             raise UsageError(
                 "give images, folders or globs (e.g. edgenet classify photos/), --video or --camera"

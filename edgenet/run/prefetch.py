@@ -85,7 +85,7 @@ class FrameHandoff:
 class Prefetcher:
     """Capture + preparation in a thread, consumption in the caller's; see FrameHandoff for the two modes.
 
-    `frames` may offer `interrupt()` (callable from another thread, e.g. sources.CameraFrames): it is called
+    `frames` may offer `interrupt()` (callable from another thread, e.g. cameras.CameraFrames): it is called
     on close so that a capture waiting for a camera or a reconnect backoff stops promptly.
 
     While it runs, OpenCV's own thread pool is limited to 1 thread (restored on close): otherwise resize and

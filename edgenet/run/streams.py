@@ -15,13 +15,13 @@ from edgenet.run.summary import RunSummary
 
 
 def run_stream(job, stop, held) -> int:
-    from edgenet import sources
+    from edgenet import cameras, sources
 
     inputs = job.inputs
     if inputs.camera:
         from edgenet.state import AlreadyRunning, camera_lock
 
-        spec = sources.parse_camera(inputs.camera)
+        spec = cameras.parse_camera(inputs.camera)
         lock = camera_lock(spec, wait=job.unattended.wait)
         try:
             if lock is not None:
@@ -31,10 +31,10 @@ def run_stream(job, stop, held) -> int:
             return 0
 
         def opener():
-            return sources.open_camera(spec, inputs.width, inputs.height, inputs.fps)
+            return cameras.open_camera(spec, inputs.width, inputs.height, inputs.fps)
 
         first = opener()  # a camera that cannot be opened stops here: exit 4, before the model loads
-        frames = sources.CameraFrames(
+        frames = cameras.CameraFrames(
             opener, spec.name, reconnect=inputs.reconnect, every=inputs.every, first_capture=first
         )
         held.callback(frames.release)
@@ -51,7 +51,7 @@ def run_stream(job, stop, held) -> int:
     from edgenet.runtime import decode_threads
 
     threads = decode_threads(model.engine.threads)  # the decoder gets the cores inference leaves
-    frames = sources.file_frames(paths, inputs.every, threads, frozenset(videos))
+    frames = sources.file_frames(paths, inputs.every, threads, frozenset(videos), max_pixels=inputs.pixel_cap)
     title = paths[0] if len(paths) == 1 else f"{len(paths)} files"
     return _run(job, model, frames, stop, live=False, title=title)
 

@@ -10,13 +10,20 @@ from edgenet.sinks import Sink
 
 
 class StateSink(Sink):
-    """Marks each image done in the incremental state (edgenet.state.SeenState), after its record."""
+    """Marks each image done in the incremental state (edgenet.state.SeenState), after its record, with the
+    size and mtime the file had when it was read and its error if any (errors are retried a few times).
+    `skip`: sources that are not images (a folder that could not be listed)."""
 
-    def __init__(self, seen):
+    def __init__(self, seen, skip=frozenset()):
         self.seen = seen
+        self.skip = frozenset(skip)
 
     def write(self, result) -> None:
-        self.seen.mark_done(result.record["source"])
+        record = result.record
+        if record["source"] not in self.skip:
+            self.seen.mark_done(
+                record["source"], getattr(result.frame, "file_key", None), record.get("error")
+            )
 
 
 class PromSink(Sink):

@@ -168,11 +168,13 @@ class ClassifyOptions:
     def labels(self, resolved, labels_file: str | None, engine, warnings: list) -> tuple[list | None, str]:
         """--labels, labels embedded in the file, the catalog's, ImageNet for 1000/1001 classes; a list of
         another length than the model's classes is said once."""
-        from edgenet.labels import labels_for_model
+        from edgenet.labels import find_labels
 
         classes = output_spec(engine).classes
         spec = resolved.spec
-        labels, source = labels_for_model(resolved.path, classes, labels_file, spec.labels if spec else None)
+        found = find_labels(resolved.path, classes, labels_file, spec.labels if spec else None)
+        labels, source = found.labels, found.source
+        warnings.extend(found.warnings)
         if labels is not None and len(labels) != classes:
             warnings.append(
                 f"the labels ({source}) have {len(labels)} entries but the model has "

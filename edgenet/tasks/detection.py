@@ -26,6 +26,8 @@ from edgenet.detection import (
 )
 from edgenet.errors import ModelError
 
+DETECTOR_LABELS_CAP = 10_000  # a detector's outputs carry no class count: a label index past this is absurd
+
 
 @dataclass(frozen=True)
 class Context:
@@ -150,11 +152,21 @@ class DetectOptions:
         the model's class k (a leading `???` or `background` line is dropped)."""
         from edgenet.labels import embedded_labels, read_labels
 
+        dropped: list[str] = []
         if labels_file:
-            return detector_labels(read_labels(labels_file)), str(labels_file)
-        found = embedded_labels(resolved.path)
-        if found:
-            return detector_labels(found), "embedded"
+            labels, source = read_labels(labels_file, DETECTOR_LABELS_CAP, dropped), str(labels_file)
+        else:
+            labels, source = (
+                embedded_labels(resolved.path, DETECTOR_LABELS_CAP, dropped, warnings),
+                "embedded",
+            )
+        if dropped:
+            shown = ", ".join(dropped[:3]) + (", ..." if len(dropped) > 3 else "")
+            warnings.append(
+                f"the labels ({source}) go past {DETECTOR_LABELS_CAP} classes ({shown}): left out"
+            )
+        if labels:
+            return detector_labels(labels), source
         spec = resolved.spec
         if spec is not None and spec.labels == "coco":
             return list(coco_labels()), "coco"
