@@ -32,6 +32,13 @@ class DeviceError(EdgenetError):
     exit_code = EXIT_DEVICE
 
 
+class Interrupted(EdgenetError):
+    """SIGINT/SIGTERM stopped a long operation (a model download) before it finished; nothing half-done was
+    kept."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class InputError(EdgenetError):
     """One input (image, frame) could not be used. Becomes an error record, not an exit."""
 
