@@ -93,6 +93,9 @@ class MqttPublisher:
         self._owned_left: int | None = None
         self._outbox = self._open_outbox(outbox, max_messages, max_mb)
         self._pending_stored = self._outbox.count
+        self._writer = self._open_writer()
+        self._written = [0, 0]  # messages and bytes the run's writer stored (it alone writes this)
+        self._written_seen = [0, 0]  # ... of which the sender has counted (it alone writes this)
         self.client = self._connect_in_background(context, username, password)
         self._sender = threading.Thread(target=self._deliver, name="edgenet-mqtt-sender", daemon=True)
         self._sender.start()
@@ -107,6 +110,17 @@ class MqttPublisher:
         )
         self._warnings.extend(opened.warnings)
         return opened
+
+    def _open_writer(self):
+        from edgenet.outbox import OutboxWriter
+
+        if self._outbox.path is None:
+            return None
+        try:
+            return OutboxWriter(self._outbox)
+        except Exception as exc:  # sqlite3.Error: the sender thread stores everything instead
+            self._warn(f"the MQTT outbox {self._outbox.path}: {one_line(exc)}")
+            return None
 
     def _connect_in_background(self, context, username: str | None, password: str | None):
         import paho.mqtt.client as mqtt
@@ -135,7 +149,7 @@ class MqttPublisher:
     @property
     def pending(self) -> int:
         """Messages not yet acknowledged by the broker: queued, in the outbox (earlier runs' included)."""
-        return len(self._queue) + self._pending_stored
+        return len(self._queue) + self._pending_stored + self._written[0] - self._written_seen[0]
 
     @property
     def dropped(self) -> int:
@@ -188,6 +202,17 @@ class MqttPublisher:
             self._warn(f"a record could not be published to MQTT: {one_line(exc)}")
 
     def _enqueue(self, topic: str, payload: bytes) -> None:
+        if self._writer is not None and not self._queue:  # messages already waiting in memory go first
+            try:
+                self._writer.store(topic, payload)
+                self._written = [self._written[0] + 1, self._written[1] + len(topic) + len(payload)]
+                self._wake.set()
+                return
+            except Exception as exc:  # busy (another run writes) or failing: the sender stores it
+                if "locked" not in str(exc):
+                    self._warn(
+                        f"the MQTT outbox {self._outbox.path}: {one_line(exc)}; messages wait in memory"
+                    )
         if len(self._queue) >= QUEUE_MAX:  # the sender is stuck (a stalled disk): oldest first
             self._queue.popleft()
             self._dropped_here += 1
@@ -224,6 +249,8 @@ class MqttPublisher:
             self._stop.set()
             self._wake.set()
             self._sender.join(5.0)
+            if self._writer is not None:
+                self._writer.close()
             self.client.disconnect()
             stopper = threading.Thread(target=self.client.loop_stop, daemon=True)
             stopper.start()
@@ -252,6 +279,7 @@ class MqttPublisher:
             self._wake.clear()
             stopping = self._stop.is_set()
             try:
+                self._count_written()
                 self._store_queued()
                 self._settle_acks()
                 if time.monotonic() >= next_heartbeat:
@@ -271,12 +299,28 @@ class MqttPublisher:
             if stopping:
                 break
         try:
+            self._count_written()
             self._store_queued()
             self._settle_acks()
             self._outbox.close()
             self._pending_stored = self._outbox.count
         except Exception as exc:
             self._warn(f"the MQTT outbox {self._outbox.path}: {one_line(exc)}")
+
+    def _count_written(self) -> None:
+        written = list(self._written)
+        messages, size = written[0] - self._written_seen[0], written[1] - self._written_seen[1]
+        if messages:
+            self._written_seen = written
+            self._note_dropped(self._outbox.note_added(messages, size))
+
+    def _note_dropped(self, dropped: int) -> None:
+        if dropped:
+            self._dropped_by_sender += dropped
+            self._warn(
+                f"the MQTT outbox is full ({self._outbox.max_messages} messages or "
+                f"{self._outbox.max_bytes / 1e6:g} MB): the oldest messages were dropped"
+            )
 
     def _store_queued(self) -> None:
         batch = []
@@ -289,12 +333,7 @@ class MqttPublisher:
         except Exception:
             self._queue.extendleft(reversed(batch))  # tried again on the next wake
             raise
-        if dropped:
-            self._dropped_by_sender += dropped
-            self._warn(
-                f"the MQTT outbox is full ({self._outbox.max_messages} messages or "
-                f"{self._outbox.max_bytes / 1e6:g} MB): the oldest messages were dropped"
-            )
+        self._note_dropped(dropped)
 
     def _settle_acks(self) -> None:
         done = []

@@ -28,6 +28,20 @@ SCHEMA = (
 )
 
 
+def _alive(token: str) -> bool:
+    """Whether the process that owns `token` (PID-random) still runs on this machine."""
+    pid = token.split("-")[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
 class Outbox:
     def __init__(self, path: Path | None, *, max_messages: int = MAX_MESSAGES, max_mb: float = MAX_MB):
         """`path` None keeps the messages in memory (for this run only). Opening problems never raise: a
@@ -114,6 +128,11 @@ class Outbox:
         return self._trim()
 
     def _trim(self) -> int:
+        """Drop the oldest messages past the bound. The running count is an estimate (other processes and
+        this one's writer add too): it is checked against the file before anything is dropped."""
+        if self.count <= self.max_messages and self.bytes <= self.max_bytes:
+            return 0
+        self.count, self.bytes = self._totals()
         dropped = 0
         while self.count > self.max_messages or self.bytes > self.max_bytes:
             rows = self.db.execute(
@@ -163,11 +182,17 @@ class Outbox:
         return self.db.execute("SELECT count(*) FROM messages WHERE owner = ?", (self.token,)).fetchone()[0]
 
     def heartbeat(self) -> None:
-        """Say this process is alive and take over the messages of processes that are not (earlier runs)."""
+        """Say this process is alive and take over the messages of processes that are not: ended, killed
+        (their process is gone), or silent for OWNER_STALE_S (another PID namespace, a hung process)."""
         now = time.time()
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO owners VALUES (?, ?)", (self.token, now))
             self.db.execute("DELETE FROM owners WHERE seen < ?", (now - OWNER_STALE_S,))
+            others = [
+                row[0] for row in self.db.execute("SELECT token FROM owners WHERE token != ?", (self.token,))
+            ]
+            gone = [(token,) for token in others if not _alive(token)]
+            self.db.executemany("DELETE FROM owners WHERE token = ?", gone)
             self.db.execute(
                 "UPDATE messages SET owner = ? WHERE owner NOT IN (SELECT token FROM owners)", (self.token,)
             )
@@ -181,3 +206,35 @@ class Outbox:
             self.count, self.bytes = self._totals()
         finally:
             self.db.close()
+
+    def note_added(self, messages: int, size: int) -> int:
+        """Count what this process's writer (`OutboxWriter`) stored; returns how many old ones were dropped"""
+        self.count += messages
+        self.bytes += size
+        return self._trim()
+
+
+class OutboxWriter:
+    """The run's own connection to the outbox: a message is on disk (committed, WAL) before `publish`
+    returns, so a kill -9 right after loses nothing. It never waits long: when another process holds the
+    file for more than BUSY_S, or the disk fails, `store` raises sqlite3.Error and the caller keeps the
+    message in memory for the sender thread. Checkpoints (the fsyncs) are left to the sender's connection."""
+
+    BUSY_S = 0.05
+
+    def __init__(self, outbox: Outbox):
+        import sqlite3
+
+        self.token = outbox.token
+        self.db = sqlite3.connect(str(outbox.path), timeout=self.BUSY_S, check_same_thread=False)
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA wal_autocheckpoint=0")
+
+    def store(self, topic: str, payload: bytes) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO messages (topic, payload, owner) VALUES (?, ?, ?)", (topic, payload, self.token)
+            )
+
+    def close(self) -> None:
+        self.db.close()

@@ -194,6 +194,24 @@ def test_an_outbox_folder_that_cannot_be_made_falls_back_to_memory(tmp_path):
     assert publisher.outbox_path is None and any("in memory" in w for w in publisher.warnings)
 
 
+def test_an_outbox_locked_by_another_process_delays_nothing_and_loses_nothing(broker_factory, tmp_path):
+    broker = broker_factory()
+    subscriber = Subscriber(broker, "edgenet/locked/results")
+    publisher = MqttPublisher(broker.address, topic="edgenet/locked", outbox=tmp_path)
+    other = sqlite3.connect(publisher.outbox_path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another run in the middle of a long write
+    for frame in range(10):
+        publisher.publish(record(frame))  # the run's writer gives up at once; the messages wait in memory
+    assert publisher.pending == 10
+    other.execute("COMMIT")
+    other.close()
+    publisher.close()
+    assert subscriber.wait_for(lambda m: len(m) >= 10)
+    assert sorted(frames_received(subscriber, "edgenet/locked/results")) == list(range(10))
+    assert publisher.pending == 0 and publisher.dropped == 0
+    subscriber.close()
+
+
 # -- a broker that dies and comes back ----------------------------------------------------------------------
 
 
@@ -436,4 +454,57 @@ def test_a_broker_killed_during_a_run_loses_nothing(photos, tmp_path, back):
         assert sources() == {str(p) for p in photos.iterdir()}
     finally:
         subscriber.close()
+        broker.stop()
+
+
+def test_a_run_killed_with_the_broker_down_is_sent_by_the_next_run_at_once(photos, tmp_path):
+    """kill -9 while the broker is down: what the killed run wrote locally is in the outbox, and the next
+    run (started at once: the killed run's heartbeat is still fresh, its process is gone) sends it."""
+    port = free_port()
+    output = tmp_path / "out.jsonl"
+    env = dict(os.environ, EDGENET_HOME=str(tmp_path / "home"))
+    args = [
+        "-m",
+        "v2",
+        "-t",
+        "1",
+        "-f",
+        "jsonl",
+        "-q",
+        "--mqtt",
+        f"127.0.0.1:{port}",
+        "--mqtt-topic",
+        "edgenet/k9",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgenet", "classify", str(photos), *args, "-o", str(output)],
+        env=env,
+        cwd=str(ROOT),
+        stderr=subprocess.DEVNULL,
+    )
+    while (not output.exists() or len(output.read_text().splitlines()) < 40) and process.poll() is None:
+        time.sleep(0.05)
+    process.kill()
+    process.wait(30)
+    written = [json.loads(line)["source"] for line in output.read_text().splitlines() if line.endswith("}")]
+    assert 40 <= len(written) < 300
+    broker = Broker(tmp_path, port=port)
+    try:
+        subscriber = Subscriber(broker, "edgenet/k9/results")
+        later = subprocess.run(
+            [sys.executable, "-m", "edgenet", "classify", str(photos / "img_0299.jpg"), *args],
+            env=env,
+            cwd=str(ROOT),
+            capture_output=True,
+            timeout=120,
+        )
+        assert later.returncode == 0
+        expected = set(written[:-1]) | {str(photos / "img_0299.jpg")}  # the last one may have died in between
+
+        def received() -> set[str]:
+            return {json.loads(p)["source"] for p in subscriber.payloads("edgenet/k9/results")}
+
+        assert subscriber.wait_for(lambda m: received() >= expected, 30), len(expected - received())
+        subscriber.close()
+    finally:
         broker.stop()
