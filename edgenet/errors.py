@@ -33,6 +33,13 @@ class DeviceError(EdgenetError):
     exit_code = EXIT_DEVICE
 
 
+class Interrupted(EdgenetError):
+    """SIGINT or SIGTERM stopped the command (a run, a bench, a model download): what it finished before is
+    complete and flushed, and nothing half-done was kept."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
 class InputError(EdgenetError):
     """One input (image, frame) could not be used. Becomes an error record, not an exit."""
 
@@ -43,9 +50,3 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception's message on one line, cut to `limit` characters; its class name when it has none."""
     text = " ".join(str(exc).split())
     return text[:limit] if text else type(exc).__name__
-
-
-class Interrupted(EdgenetError):
-    """SIGINT or SIGTERM: the command stops; what it finished before is complete and flushed."""
-
-    exit_code = EXIT_INTERRUPTED

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -106,9 +107,10 @@ class Model:
         return frame_record(frame, self.info, fields, latency, done)
 
 
-def open_model(request: ModelRequest | str | None = None, task=None, **options) -> Model:
+def open_model(request: ModelRequest | str | None = None, task=None, *, should_stop=None, **options) -> Model:
     """Resolve, place, build and label a model. `request` may be a zoo name or path with ModelRequest's
-    fields as keywords (the library's short form: open_model("v2", threads=1))."""
+    fields as keywords (the library's short form: open_model("v2", threads=1)). `task`: ClassifyOptions or
+    DetectOptions (None: what the model is). `should_stop()` true ends a download of it (Interrupted)."""
     from edgenet import zoo
     from edgenet.delegates import build_engine
     from edgenet.runtime import check_threads, default_threads
@@ -120,11 +122,11 @@ def open_model(request: ModelRequest | str | None = None, task=None, **options) 
     check_threads(request.threads)
     name = request.model or zoo.default_model()
     spec = zoo.catalog().get(name)
-    given = zoo.resolve(name) if spec is None else None  # a path: missing files and unknown names fail here
+    given = zoo.resolve(name, should_stop=should_stop) if spec is None else None  # a missing path fails here
     given_file = inspect_model_file(given.path) if given is not None else None  # the engine reuses it
     task = _task_for(task, spec, given, given_file)
     placement = _place(request, delegate, name, spec, given_file)
-    resolved = given if given is not None else zoo.resolve(name, edgetpu=placement.twin)
+    resolved = given or zoo.resolve(name, edgetpu=placement.twin, should_stop=should_stop)
     threads = request.threads or default_threads(pipeline=request.pipeline)
     engine = build_engine(
         resolved.path, placement, threads=threads, value_range=request.input_range, file_info=given_file
@@ -134,7 +136,8 @@ def open_model(request: ModelRequest | str | None = None, task=None, **options) 
     labels, labels_source = task.labels(resolved, request.labels, engine, warnings)
     if spec is not None and spec.latency_only:
         warnings.append(f"{spec.name} has random weights (latency only): its predictions mean nothing")
-    built = task.build(engine, labels, open_model)  # a detector may open a classifier for its crops
+    opener = functools.partial(open_model, should_stop=should_stop)
+    built = task.build(engine, labels, opener)  # a detector may open a classifier for its crops
     warnings += getattr(built, "warnings", [])
     return Model(
         name=resolved.name,

@@ -14,15 +14,19 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from edgenet.errors import ModelError, UsageError
+from edgenet.errors import ModelError, UsageError, one_line
 
-DOWNLOAD_TIMEOUT_S = 30
+MAX_FILE_BYTES = 256 << 20  # a file or archive of unknown size larger than this is refused
+STALE_SCRATCH_S = 24 * 3600
 _CHUNK = 1 << 20
+StopCheck = Callable[[], bool] | None
 
 
 @dataclass(frozen=True)
@@ -195,86 +199,121 @@ def _mirror_candidates(artifact: Artifact) -> list[tuple[str, str | None]]:
 # -- integrity --------------------------------------------------------------------------------------
 
 
-def digest(path: Path) -> tuple[str, str, int]:
-    """(sha256, git blob sha1, size) of a file, in one read."""
-    size = path.stat().st_size
-    sha256 = hashlib.sha256()
-    git = hashlib.sha1(b"blob %d\0" % size)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            sha256.update(chunk)
-            git.update(chunk)
-    return sha256.hexdigest(), git.hexdigest(), size
-
-
 def check_integrity(path: Path, artifact: Artifact) -> str | None:
-    """None when the file is the catalog's; otherwise what differs."""
-    sha256, git_sha1, size = digest(path)
+    """None when the file is the catalog's; otherwise what differs. One hash, the one the catalog knows."""
+    size = path.stat().st_size
     if artifact.size is not None and size != artifact.size:
         return f"size {size} bytes, expected {artifact.size}"
-    if artifact.sha256 and sha256 != artifact.sha256:
-        return f"sha256 {sha256[:16]}..., expected {artifact.sha256[:16]}..."
-    if not artifact.sha256 and artifact.git_sha1 and git_sha1 != artifact.git_sha1:
-        return f"git blob sha1 {git_sha1[:16]}..., expected {artifact.git_sha1[:16]}..."
+    if artifact.sha256:
+        found, expected, what = hashlib.sha256(), artifact.sha256, "sha256"
+    elif artifact.git_sha1:
+        found, expected, what = hashlib.sha1(b"blob %d\0" % size), artifact.git_sha1, "git blob sha1"
+    else:
+        return None
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            found.update(chunk)
+    if found.hexdigest() != expected:
+        return f"{what} {found.hexdigest()[:16]}..., expected {expected[:16]}..."
     return None
 
 
 # -- fetching ---------------------------------------------------------------------------------------
 
 
-def _fetch_to(location: str, handle) -> None:
-    if "://" not in location:
-        with open(location, "rb") as source:
-            shutil.copyfileobj(source, handle, _CHUNK)
+def _install_from(
+    location: str, member: str | None, artifact: Artifact, target: Path, should_stop: StopCheck
+) -> Path:
+    """One source into the cache: into a scratch folder beside the target, verified, renamed into place. A
+    mirror archive is read where it is; nothing larger than the catalog's size (or the cap) is written."""
+    from edgenet import download
+
+    limit = artifact.size or MAX_FILE_BYTES
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".pull-{os.getpid()}-") as scratch:
+        scratch = Path(scratch)
+        archive = Path(location)
+        if "://" in location or not member:
+            name = location.rsplit("/", 1)[-1]
+            archive = scratch / (name if name not in ("", ".", "..") else "download")
+            with open(archive, "wb") as handle:
+                download.fetch(
+                    location, handle, limit=MAX_FILE_BYTES if member else limit, should_stop=should_stop
+                )
+        fetched = archive
+        if member:
+            fetched = scratch / artifact.file
+            with open(fetched, "wb") as handle:
+                download.extract_member(archive, member, handle, limit=limit, should_stop=should_stop)
+        problem = check_integrity(fetched, artifact)
+        if problem:
+            raise download.Unusable(f"checksum mismatch ({problem})")
+        os.chmod(fetched, 0o644)
+        os.replace(fetched, target)
+    return target
+
+
+def _remove_stale_scratch(folder: Path) -> None:
+    """`.pull-PID-*` folders left by a process that was killed (SIGKILL, power cut) mid-download."""
+    try:
+        entries = [entry for entry in folder.iterdir() if entry.name.startswith(".pull-")]
+    except OSError:
         return
-    import urllib.request  # only on a download: http, email and ssl are slow imports for every run
+    for entry in entries:
+        pid = entry.name.split("-")[1]
+        alive = False
+        if pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+                alive = True
+            except ProcessLookupError:
+                pass
+            except OSError:  # another user's process: alive
+                alive = True
+        with contextlib.suppress(OSError):
+            if not alive or time.time() - entry.stat().st_mtime > STALE_SCRATCH_S:
+                shutil.rmtree(entry, ignore_errors=True)
 
-    request = urllib.request.Request(location, headers={"User-Agent": "edgenet"})
-    with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_S) as response:
-        shutil.copyfileobj(response, handle, _CHUNK)
 
-
-def _extract_member(archive: Path, member: str, target) -> None:
-    import tarfile  # only for archived models, on a download
-
+def _prepare_folder(folder: Path, damaged: str) -> None:
     try:
-        with tarfile.open(archive) as tar:
-            for info in tar.getmembers():
-                if info.isfile() and os.path.basename(info.name) == member:
-                    shutil.copyfileobj(tar.extractfile(info), target, _CHUNK)
-                    return
-    except tarfile.TarError as exc:
-        raise ModelError(f"cannot open archive {archive.name}: {exc}") from None
-    raise ModelError(f"archive {archive.name} has no member {member}")
-
-
-def pull(artifact: Artifact, *, force: bool = False, kind: str = "models") -> Path:
-    """Make sure the artifact is in the cache, verified. Returns its path."""
-    target = cache_path(artifact, kind)
-    if not force and is_present(artifact, kind):
-        problem = _cached_problem(target, artifact)
-        if problem is None:
-            return target
-        damaged = f"the cached {artifact.file} is damaged ({problem}); "
-    else:
-        damaged = ""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelError(
-            f"cannot create the cache folder {target.parent}: {exc.strerror}; point EDGENET_HOME at a "
+            f"{damaged}cannot create the cache folder {folder}: {exc.strerror}; point EDGENET_HOME at a "
             "writable folder"
         ) from None
-    if not os.access(target.parent, os.W_OK):
+    if not os.access(folder, os.W_OK):
         raise ModelError(
-            f"{damaged}the cache folder {target.parent} is not writable; point EDGENET_HOME at a writable "
-            "folder"
+            f"{damaged}the cache folder {folder} is not writable; point EDGENET_HOME at a writable folder"
         )
+    _remove_stale_scratch(folder)
+
+
+def pull(
+    artifact: Artifact, *, force: bool = False, kind: str = "models", should_stop: StopCheck = None
+) -> Path:
+    """Make sure the artifact is in the cache and intact (its checksum is verified on every call: a bad SD
+    card changes bytes without touching size or mtime); fetch it from the mirror or upstream otherwise.
+    `should_stop` (e.g. "has SIGTERM arrived?") is polled during a download: the download then ends within
+    a fraction of a second with `Interrupted` (exit 130), leaving nothing behind."""
+    from edgenet import download
+
+    target = cache_path(artifact, kind)
+    damaged = ""
+    if not force and is_present(artifact, kind):
+        problem = check_integrity(target, artifact)
+        if problem is None:
+            return target
+        damaged = f"the cached {artifact.file} is damaged ({problem}) and was not used; "
+    _prepare_folder(target.parent, damaged)
+    with contextlib.suppress(OSError):
+        _stamp_path(target).unlink()  # the size+mtime stamps of earlier versions: never trusted again
     candidates = _mirror_candidates(artifact) + artifact.sources()
     if not candidates:
         raise ModelError(
-            f"{artifact.file} has no download address (it is built locally by scripts/build_models.py); "
-            f"set EDGENET_MODEL_MIRROR to a folder that holds it, or copy it to {target}"
+            f"{damaged}{artifact.file} has no download address (it is built locally by "
+            "scripts/build_models.py); set EDGENET_MODEL_MIRROR to a folder that holds it, "
+            f"or copy it to {target}"
         )
     failures = []
     mirror = mirror_location()
@@ -283,64 +322,22 @@ def pull(artifact: Artifact, *, force: bool = False, kind: str = "models") -> Pa
         failures.append(f"the mirror folder {mirror} {where}")
     for location, member in candidates:
         try:
-            return _install_from(location, member, artifact, target)
+            return _install_from(location, member, artifact, target, should_stop)
+        except download.Unusable as exc:
+            failures.append(f"{location}: {exc}")
         except (OSError, ValueError) as exc:  # urllib's URLError is an OSError
             reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-            failures.append(f"{location}: {reason}")
+            failures.append(
+                f"{location}: {one_line(reason) if isinstance(reason, BaseException) else reason}"
+            )
     raise ModelError(
-        f"{damaged}cannot fetch {artifact.file} ({'; '.join(failures)}); without network, put the file in "
-        f"a folder named by EDGENET_MODEL_MIRROR or copy it to {target}"
+        f"{damaged}cannot fetch {artifact.file} ({'; '.join(failures)}); the cache was left unchanged; "
+        f"without network, put the file in a folder named by EDGENET_MODEL_MIRROR or copy it to {target}"
     )
 
 
 def _stamp_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.verified")
-
-
-def _stamp(target: Path) -> str:
-    info = target.stat()
-    return f"{info.st_size} {info.st_mtime_ns}"
-
-
-def _cached_problem(target: Path, artifact: Artifact) -> str | None:
-    """Checksums are verified once per cached file and remembered with its size and mtime: a file changed
-    since (a bad SD card, a stray write) is verified again before it is used."""
-    stamp = _stamp_path(target)
-    try:
-        if stamp.read_text() == _stamp(target):
-            return None
-    except OSError:
-        pass
-    problem = check_integrity(target, artifact)
-    if problem is None:
-        with contextlib.suppress(OSError):
-            stamp.write_text(_stamp(target))
-    return problem
-
-
-def _install_from(location: str, member: str | None, artifact: Artifact, target: Path) -> Path:
-    folder = target.parent
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".pull-") as scratch:
-        scratch = Path(scratch)
-        fetched = scratch / (location.rsplit("/", 1)[-1] or "download")
-        with open(fetched, "wb") as handle:
-            _fetch_to(location, handle)
-        if member:
-            extracted = scratch / artifact.file
-            with open(extracted, "wb") as handle:
-                _extract_member(fetched, member, handle)
-            fetched = extracted
-        problem = check_integrity(fetched, artifact)
-        if problem:
-            raise ModelError(
-                f"checksum mismatch for {artifact.file} from {location}: {problem}; the cache was left "
-                "unchanged; remove the bad copy or fix the mirror"
-            )
-        os.chmod(fetched, 0o644)
-        os.replace(fetched, target)
-    with contextlib.suppress(OSError):
-        _stamp_path(target).write_text(_stamp(target))
-    return target
 
 
 def verify(artifact: Artifact, kind: str = "models") -> str | None:
@@ -368,8 +365,8 @@ def looks_like_path(model: str) -> bool:
     )
 
 
-def resolve(model: str | None, *, edgetpu: bool = False) -> ResolvedModel:
-    """A zoo name (pulled if needed) or a path to a .tflite."""
+def resolve(model: str | None, *, edgetpu: bool = False, should_stop: StopCheck = None) -> ResolvedModel:
+    """A zoo name (pulled if needed, verified) or a path to a .tflite. `should_stop`: see `pull`."""
     model = model or default_model()
     if looks_like_path(model) and model not in catalog():
         path = Path(model).expanduser()
@@ -384,12 +381,15 @@ def resolve(model: str | None, *, edgetpu: bool = False) -> ResolvedModel:
     if edgetpu:
         if spec.edgetpu is None:
             raise ModelError(f"model {spec.name} has no Edge TPU compiled twin; run it on the CPU")
-        return ResolvedModel(path=pull(spec.edgetpu), name=spec.name, spec=spec, edgetpu=True)
-    return ResolvedModel(path=pull(spec.artifact), name=spec.name, spec=spec, edgetpu=False)
+        path = pull(spec.edgetpu, should_stop=should_stop)
+        return ResolvedModel(path=path, name=spec.name, spec=spec, edgetpu=True)
+    return ResolvedModel(
+        path=pull(spec.artifact, should_stop=should_stop), name=spec.name, spec=spec, edgetpu=False
+    )
 
 
-def sample_images() -> Path:
+def sample_images(should_stop: StopCheck = None) -> Path:
     """The sample photos (google-coral/test_data), pulled and verified like models."""
     for artifact in sample_artifacts():
-        pull(artifact, kind="samples")
+        pull(artifact, kind="samples", should_stop=should_stop)
     return home() / "samples"

@@ -40,6 +40,59 @@ def test_prom_textfile_parses_with_prometheus_clients_parser(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name != "edgenet.prom"]  # no temp file left behind
 
 
+def test_a_failed_textfile_write_is_a_warning_and_the_next_write_retries(tmp_path):
+    folder = tmp_path / "textfile-collector"
+    folder.mkdir()
+    path = folder / "edgenet.prom"
+    metrics = PromTextfile(str(path), model="v2", delegate="xnnpack", every_s=1e-9)  # writes on every record
+    metrics.observe(GOOD)
+    assert path.exists()
+    path.unlink()
+    folder.rmdir()  # node_exporter's folder removed (or the disk full) in the middle of a run
+    for record in (GOOD, BAD, GOOD):
+        metrics.observe(record)  # never raises
+    assert metrics.failed_writes == 3 and metrics.write() is False
+    assert len(metrics.warnings) == 1 and "cannot write the Prometheus textfile" in metrics.warnings[0]
+    assert "the run goes on" in metrics.warnings[0]
+    folder.mkdir()
+    metrics.observe(GOOD)  # the next periodic write succeeds and has counted everything
+    samples = {s.name: s for f in text_string_to_metric_families(path.read_text()) for s in f.samples}
+    assert samples["edgenet_frames_total"].value == 5 and samples["edgenet_errors_total"].value == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["edgenet.prom"]
+
+
+def test_a_textfile_that_cannot_be_written_does_not_stop_classification(images, tmp_path, cli):
+    """A name the folder accepts but whose temporary twin (NAME.PID.THREAD) is too long: every write fails."""
+    prom = tmp_path / ("m" * 236 + ".prom")
+    run = cli("classify", str(images), "-m", "v1-0.25-128", "-f", "jsonl", "--prom-textfile", str(prom))
+    records = [json.loads(line) for line in run.stdout.splitlines()]
+    assert run.returncode == 0 and len(records) == 12 and "Traceback" not in run.stderr
+    assert not prom.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "kind"),
+    [
+        ("xnnpack", "xnnpack"),
+        ("cpu (xnnpack failed to prepare this model)", "cpu"),
+        ("xnnpack (no Edge TPU found)", "xnnpack"),
+        ("edgetpu", "edgetpu"),
+        ("EdgeTPU", "edgetpu"),
+        ("my-npu", "external"),
+        ("", "external"),
+    ],
+)
+def test_the_delegate_label_is_a_kind(tmp_path, given, kind):
+    path = tmp_path / "edgenet.prom"
+    metrics = PromTextfile(str(path), model="v2", delegate=given, every_s=0)
+    metrics.observe(GOOD)
+    assert metrics.write() is True
+    labels = {
+        s.labels["delegate"] for f in text_string_to_metric_families(path.read_text()) for s in f.samples
+    }
+    assert labels == {kind}
+
+
 def test_parse_host():
     assert parse_host("broker.local") == ("broker.local", 1883)
     assert parse_host("127.0.0.1:1884") == ("127.0.0.1", 1884)

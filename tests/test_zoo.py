@@ -1,6 +1,7 @@
 import hashlib
 import http.server
 import io
+import os
 import shutil
 import tarfile
 import threading
@@ -160,14 +161,73 @@ def test_resolve_path_and_name(model_file):
     assert by_name.spec.name == "v1-0.25-128" and by_name.path.exists()
 
 
-def test_tar_extraction_refuses_a_missing_member(tmp_path):
-    archive = tmp_path / "a.tgz"
-    with tarfile.open(archive, "w:gz") as tar:
+def test_an_archive_without_the_member_is_refused_in_one_line(tmp_path, monkeypatch):
+    archive_mirror = tmp_path / "mirror"
+    archive_mirror.mkdir()
+    with tarfile.open(archive_mirror / "v3-small_224_1.0_uint8.tgz", "w:gz") as tar:
         info = tarfile.TarInfo("other.txt")
         info.size = 2
         tar.addfile(info, io.BytesIO(b"hi"))
-    with pytest.raises(ModelError, match="no member"):
-        zoo._extract_member(archive, "model.tflite", io.BytesIO())
+    monkeypatch.setenv("EDGENET_MODEL_MIRROR", str(archive_mirror))
+    monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+    with pytest.raises(ModelError, match="has no member v3-small_224_1.0_uint8.tflite") as caught:
+        zoo.pull(zoo.get_spec("v3-small").artifact)
+    assert "\n" not in str(caught.value)
+
+
+def _rot(path, offset: int) -> None:
+    """Flip a byte in place and put the size and mtime back, as a failing SD card would."""
+    before = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0x10]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+
+def test_bit_rot_with_size_and_mtime_kept_is_never_used(tmp_path, monkeypatch, model_file):
+    monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+    artifact = zoo.get_spec("v1-0.25-128").artifact
+    good = model_file(artifact.file).read_bytes()
+    path = zoo.pull(artifact)
+    assert zoo.pull(artifact) == path  # verified once already: the old size+mtime stamp would now be trusted
+    _rot(path, 300_000)
+    assert zoo.pull(artifact).read_bytes() == good  # found and fetched again from the mirror
+    _rot(path, 300_000)
+    monkeypatch.setenv("EDGENET_MODEL_MIRROR", str(tmp_path / "nowhere"))
+    with pytest.raises(ModelError, match="is damaged") as caught:
+        zoo.resolve("v1-0.25-128")
+    assert "\n" not in str(caught.value) and "was not used" in str(caught.value)
+    assert "sha256" in zoo.verify(artifact)  # `models verify` says it too
+
+
+def test_bit_rot_in_the_cache_stops_a_cron_run_with_exit_3(tmp_path, images, cli):
+    home = tmp_path / "home"
+    first = cli(
+        "classify",
+        str(images / "cat.bmp"),
+        "-m",
+        "v1-0.25-128",
+        "-f",
+        "jsonl",
+        env={"EDGENET_HOME": str(home)},
+    )
+    assert first.returncode == 0
+    _rot(home / "models" / "mobilenet_v1_0.25_128_quant.tflite", 200_000)
+    again = cli(
+        "classify",
+        str(images / "cat.bmp"),
+        "-m",
+        "v1-0.25-128",
+        "-f",
+        "jsonl",
+        env={"EDGENET_HOME": str(home), "EDGENET_MODEL_MIRROR": str(tmp_path / "nowhere")},
+    )
+    assert again.returncode == 3 and again.stdout == ""
+    assert again.stderr.count("\n") == 1 and "is damaged" in again.stderr
 
 
 def test_a_cached_file_changed_later_is_verified_again_and_replaced(tmp_path, monkeypatch):

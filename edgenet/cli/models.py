@@ -68,13 +68,15 @@ def models_pull(
 ):
     """Download, verify and cache models (the mirror first, then upstream)."""
     from edgenet import zoo
+    from edgenet.run.stop import StopSignals
 
-    for name in names or [zoo.default_model()]:
-        spec = zoo.get_spec(name)
-        artifacts = [spec.artifact] + ([spec.edgetpu] if edgetpu and spec.edgetpu else [])
-        for artifact in artifacts:
-            path = zoo.pull(artifact, force=force)
-            say(f"{name}: {path}")
+    with StopSignals() as stop:  # a SIGTERM ends a download cleanly (exit 130, nothing half-written kept)
+        for name in names or [zoo.default_model()]:
+            spec = zoo.get_spec(name)
+            artifacts = [spec.artifact] + ([spec.edgetpu] if edgetpu and spec.edgetpu else [])
+            for artifact in artifacts:
+                path = zoo.pull(artifact, force=force, should_stop=lambda: bool(stop))
+                say(f"{name}: {path}")
 
 
 @handles_errors
@@ -83,8 +85,10 @@ def models_path(
 ):
     """Print the local path of a model (pulling it if needed)."""
     from edgenet import zoo
+    from edgenet.run.stop import StopSignals
 
-    print(zoo.resolve(name, edgetpu=edgetpu).path)
+    with StopSignals() as stop:
+        print(zoo.resolve(name, edgetpu=edgetpu, should_stop=lambda: bool(stop)).path)
 
 
 @handles_errors
@@ -148,5 +152,7 @@ def models_info(
 def samples():
     """Print the folder of sample photos, pulling them (google-coral/test_data) if needed."""
     from edgenet import zoo
+    from edgenet.run.stop import StopSignals
 
-    print(zoo.sample_images())
+    with StopSignals() as stop:
+        print(zoo.sample_images(should_stop=lambda: bool(stop)))

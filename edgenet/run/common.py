@@ -58,16 +58,18 @@ def reporter_sinks(job, model) -> list:
             ca_file=mqtt.ca,
             every=mqtt.every,
             on_change=mqtt.on_change,
+            change_key=model.task.change_key,  # top-1 for classify, the set of labels for detect
+            outbox=os.path.dirname(os.path.abspath(options.state)) if options.state else None,
         )
-        found.append(MqttSink(publisher))
+        found.append(MqttSink(publisher, quiet=job.output.quiet))
     return found
 
 
-def open_for_job(job):
-    """The model, its warnings said once."""
+def open_for_job(job, stop=None):
+    """The model, its warnings said once. A stop request ends a download of it (exit 130)."""
     from edgenet.model import open_model
 
-    model = open_model(job.model, job.task)
+    model = open_model(job.model, job.task, should_stop=(lambda: bool(stop)) if stop is not None else None)
     for message in model.warnings:
         warn(message)
     return model

@@ -80,7 +80,7 @@ def run_images(job, stop, held) -> int:
                     f"(state {job.unattended.state})"
                 )
             return 0
-    model = open_for_job(job)
+    model = open_for_job(job, stop)
     return _classify(job, model, paths, failures, poisoned, seen, stop)
 
 

@@ -125,9 +125,10 @@ class UnattendedOptions:
                     "writable folder (node_exporter's --collector.textfile.directory)"
                 )
         if self.mqtt is not None:
-            from edgenet.mqtt import parse_host
+            from edgenet.mqtt_options import check_options
 
-            parse_host(self.mqtt.address)
+            mqtt = self.mqtt
+            check_options(mqtt.address, topic=mqtt.topic, tls=mqtt.tls, ca_file=mqtt.ca)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def run_stream(job, stop, held) -> int:
             opener, spec.name, reconnect=inputs.reconnect, every=inputs.every, first_capture=first
         )
         held.callback(frames.release)
-        model = open_for_job(job)
+        model = open_for_job(job, stop)
         return _run(job, model, frames, stop, live=True, title=spec.name)
     videos = sources.expand_inputs(list(inputs.videos), videos=True)
     if inputs.videos and not videos:
@@ -47,7 +47,7 @@ def run_stream(job, stop, held) -> int:
             f"({', '.join(sources.VIDEO_EXTENSIONS[:4])} ...) to --video"
         )
     paths = sources.expand_inputs(list(inputs.paths)) + videos
-    model = open_for_job(job)
+    model = open_for_job(job, stop)
     from edgenet.runtime import decode_threads
 
     threads = decode_threads(model.engine.threads)  # the decoder gets the cores inference leaves

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+from edgenet.console import say, warn
 from edgenet.sinks import Sink
 
 
@@ -38,20 +39,28 @@ class PromSink(Sink):
         self.textfile.observe(result.record)
 
     def close(self) -> None:
-        self.textfile.write()
+        self.textfile.write()  # a failed write is a warning (said once each), never a stop
+        for message in self.textfile.warnings:
+            warn(message)
 
 
 class MqttSink(Sink):
-    """Records, status and stats on an MQTT broker (edgenet.mqtt)."""
+    """Records, status and stats on an MQTT broker (edgenet.mqtt): never a stop, never a lost message (an
+    on-disk outbox holds what the broker has not acknowledged); what happened is said once at the end."""
 
-    def __init__(self, publisher):
+    def __init__(self, publisher, quiet: bool = False):
         self.publisher = publisher
+        self.quiet = quiet
 
     def write(self, result) -> None:
         self.publisher.publish(result.record)
 
     def close(self) -> None:
         self.publisher.close()
+        for message in self.publisher.warnings:
+            warn(message)
+        if not self.quiet or self.publisher.pending or self.publisher.dropped:
+            say(self.publisher.summary())
 
 
 class ProgressSink(Sink):
