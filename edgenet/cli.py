@@ -16,6 +16,7 @@ import sys
 import typer
 
 from edgenet.errors import EXIT_INTERRUPTED, EdgenetError, UsageError
+from edgenet.learn_cli import learn
 
 app = typer.Typer(
     help="Run quantized MobileNet image classifiers on small boards (CPU/XNNPACK or Coral Edge TPU).",
@@ -1127,6 +1128,9 @@ def samples():
     from edgenet import zoo
 
     print(zoo.sample_images())
+
+
+app.command("learn")(learn)
 
 
 def main() -> None:
