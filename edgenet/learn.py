@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgenet.errors import EdgenetError, ModelError, UsageError
-from edgenet.heads import CHOICES, HEADS, HeldOut, choose, fit_head, held_out, normalize
+from edgenet.heads import CHOICES, HEADS, HeldOut, LinearHead, choose, fit_head, held_out, normalize
 from edgenet.roi import Region
 
 MIN_PHOTOS = 5
@@ -57,6 +57,7 @@ class LearnReport:
     temperature: float
     held_out: dict[str, HeldOut]
     seconds: dict[str, float] = field(default_factory=dict)
+    linear_head: LinearHead | None = None  # the head written into the model, to score embeddings in numpy
     notes: tuple[str, ...] = ()  # what the user should know: no Edge TPU twin and why, a stale twin removed
 
     def to_dict(self) -> dict:
@@ -338,6 +339,7 @@ def learn(
             "heads": fitted - embedded,
             "write": time.perf_counter() - fitted,
         },
+        linear_head=final,
         notes=tuple(notes),
     )
 

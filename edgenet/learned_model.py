@@ -217,7 +217,9 @@ def write_model(path: str | os.PathLike, flatbuffer: bytes, labels: list[str]) -
         with os.fdopen(handle, "wb") as stream:
             stream.write(flatbuffer)
         with zipfile.ZipFile(temporary, "a", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr(LABELS_FILE, labels_text(labels))
+            entry = zipfile.ZipInfo(LABELS_FILE, date_time=(1980, 1, 1, 0, 0, 0))  # same input, same bytes
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, labels_text(labels))
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except OSError as exc:
