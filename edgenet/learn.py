@@ -218,7 +218,7 @@ class EmbeddingExtractor:
 
 def _new_interpreter(path: Path, threads: int):
     """The backend's interpreter for the extractor (default delegates, XNNPACK where the backend has it;
-    without them if they fail to prepare it). Temporary: see EmbeddingExtractor."""
+    without them, on one thread, if they fail to prepare it). Temporary: see EmbeddingExtractor."""
     from edgenet.errors import one_line
     from edgenet.runtime import _runtime_info_filtered, load_backend
 
@@ -235,6 +235,7 @@ def _new_interpreter(path: Path, threads: int):
                 kwargs["experimental_op_resolver_type"] = (
                     backend.op_resolver_type.BUILTIN_WITHOUT_DEFAULT_DELEGATES
                 )
+                kwargs["num_threads"] = 1  # ai-edge-litert's builtin kernels are far slower with more
                 interpreter = backend.interpreter_class(**kwargs)
                 interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
