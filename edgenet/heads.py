@@ -77,7 +77,19 @@ def fit_logistic(
     unit: np.ndarray, labels: np.ndarray, classes: int, penalty: float = L2_PENALTY, steps: int = STEPS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression on unit-length embeddings: mean cross-entropy + penalty/2 |W|^2
-    (bias not penalised), minimised by Nesterov-accelerated gradient descent from zero."""
+    (bias not penalised), minimised by Nesterov-accelerated gradient descent from zero.
+
+    With fewer photos than dimensions the weights stay in the span of the photos, so the descent runs on
+    the photos' coordinates in an orthonormal basis of that span (the same iterates, rotated): each step
+    costs photos x photos instead of photos x dimensions."""
+    if unit.shape[0] < unit.shape[1]:
+        basis, _ = np.linalg.qr(unit.T)  # [dim, photos], orthonormal columns
+        weights, bias = _descend(unit @ basis, labels, classes, penalty, steps)
+        return weights @ basis.T, bias
+    return _descend(unit, labels, classes, penalty, steps)
+
+
+def _descend(unit, labels, classes, penalty, steps):
     count, dim = unit.shape
     targets = np.eye(classes)[labels]
     # The cross-entropy's curvature is at most 1/2 |x|^2 = 1/2 for unit rows: a safe fixed step.

@@ -6,6 +6,7 @@ Imports only typer at module level: edgenet.cli imports this file on every start
 from __future__ import annotations
 
 import json
+import os
 
 import typer
 
@@ -33,6 +34,10 @@ def learn(
     fmt: str = typer.Option("text", "--format", "-f", help="text | json (the report, on stdout)."),
 ):
     """Learn your own classes from photos: one .tflite (extractor, head, labels) for classify, eval, bench."""
+    # One BLAS thread for the head's small matrix products: OpenBLAS's default threads made them many times
+    # slower on a busy 2-core box (a Pi running a classify service is one). Read when numpy loads, which
+    # nothing in the command line does before this point.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from edgenet.cli import fail
     from edgenet.errors import EdgenetError
 
