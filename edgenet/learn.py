@@ -13,35 +13,22 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from edgenet.errors import EdgenetError, ModelError, UsageError
+from edgenet.embeddings import EDGETPU_SUFFIX, EmbeddingExtractor, Extractors, resolve_extractor
+from edgenet.errors import EdgenetError, UsageError
 from edgenet.heads import CHOICES, HEADS, HeldOut, LinearHead, choose, fit_head, held_out, normalize
 from edgenet.roi import Region
 
 MIN_PHOTOS = 5
-DEFAULT_EXTRACTOR = "v1-embedding"
-EDGETPU_SUFFIX = "_edgetpu.tflite"
 
 
 @dataclass(frozen=True)
 class ClassPhotos:
     name: str
     paths: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Extractors:
-    """The CPU extractor and, when one exists, its Edge TPU twin (same graph compiled for the TPU)."""
-
-    name: str
-    cpu: Path
-    edgetpu: Path | None
-    edgetpu_missing: str = ""  # why there is no twin, when there is none
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,130 +106,6 @@ def check_counts(counts: list[tuple[str, int]], qualifier: str) -> None:
         )
 
 
-# -- the extractor ------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def extractor_catalog() -> dict[str, dict]:
-    """The `extractors` section of the zoo catalog: name -> entry (the zoo's own entry format)."""
-    import json
-
-    text = resources.files("edgenet").joinpath("data/catalog.json").read_text(encoding="utf-8")
-    return {entry["name"]: entry for entry in json.loads(text).get("extractors", [])}
-
-
-def resolve_extractor(name_or_path: str | None) -> Extractors:
-    """A path to an extractor .tflite (its twin: the `_edgetpu.tflite` file next to it), or a catalog name
-    (pulled like a zoo model, its twin too when it can be)."""
-    from edgenet import zoo
-
-    name_or_path = name_or_path or DEFAULT_EXTRACTOR
-    entries = extractor_catalog()
-    if name_or_path not in entries:
-        if not zoo.looks_like_path(name_or_path):
-            raise UsageError(
-                f"unknown extractor {name_or_path!r}; give a .tflite path or one of: {', '.join(entries)}"
-            )
-        path = Path(name_or_path).expanduser()
-        if not path.is_file():
-            raise ModelError(f"extractor not found: {path}; give an embedding extractor .tflite")
-        if path.name.endswith(EDGETPU_SUFFIX):
-            raise UsageError(
-                f"{path.name} is compiled for the Edge TPU; give the CPU extractor (the _edgetpu file "
-                "next to it is then used for the Edge TPU model)"
-            )
-        twin = path.with_name(path.name[: -len(".tflite")] + EDGETPU_SUFFIX)
-        missing = "" if twin.is_file() else f"no {twin.name} next to the extractor"
-        return Extractors(path.name, path, twin if twin.is_file() else None, missing)
-    entry = entries[name_or_path]
-    cpu = zoo.pull(_artifact(entry))
-    if not entry.get("edgetpu"):
-        return Extractors(name_or_path, cpu, None, f"{name_or_path} has no Edge TPU twin")
-    try:
-        return Extractors(name_or_path, cpu, zoo.pull(_artifact(entry["edgetpu"])))
-    except EdgenetError as exc:
-        return Extractors(name_or_path, cpu, None, str(exc))
-
-
-def _artifact(entry: dict):
-    from edgenet.zoo import Artifact
-
-    return Artifact(
-        file=entry["file"], url=entry.get("url"), sha256=entry.get("sha256"), size=entry.get("size")
-    )
-
-
-class EmbeddingExtractor:
-    """One interpreter over the extractor, built once; `embed(frame)` per photo.
-
-    TEMPORARY (for the lead's refactor): runtime.Engine refuses outputs that are not [1, classes], so this
-    builds the backend's interpreter itself (`_new_interpreter`). Route it through the engine when the
-    engine takes embedding outputs."""
-
-    def __init__(self, path: Path, threads: int | None = None):
-        from edgenet.runtime import default_threads, input_spec_from_details, inspect_model_file
-
-        info = inspect_model_file(path)
-        if info.needs_edgetpu:
-            raise UsageError(f"{path.name} is compiled for the Edge TPU; give the CPU extractor")
-        self.threads = threads or default_threads()
-        self.interpreter = _new_interpreter(path, self.threads)
-        detail = self.interpreter.get_input_details()[0]
-        self.input = input_spec_from_details(detail, self.interpreter, None, info.normalization)
-        self._input_index = int(detail["index"])
-        out = self.interpreter.get_output_details()[0]
-        shape = [int(v) for v in out["shape"]]
-        self.dim = int(np.prod(shape))
-        if shape[0] != 1 or self.dim != max(shape) or self.dim < 2:
-            raise ModelError(f"{path.name}'s output {shape} is not an embedding [1, ..., size]")
-        self.dtype = np.dtype(out["dtype"])
-        if self.dtype not in (np.uint8, np.int8, np.float32):
-            raise ModelError(f"{path.name}'s output is {self.dtype}; learn takes uint8, int8 or float32")
-        scale, zero_point = out["quantization"]
-        self.scale, self.zero_point = np.float32(scale or 1.0), np.float32(zero_point or 0)
-        self._output_index = int(out["index"])
-
-    def embed(self, image_bgr: np.ndarray, region: Region | None = None) -> np.ndarray:
-        """A BGR frame -> its float32 embedding (dequantized as TFLite's DEQUANTIZE does)."""
-        from edgenet.imaging import prepare
-
-        if region is not None:
-            image_bgr = region.crop(image_bgr)
-        self.interpreter.set_tensor(self._input_index, prepare(image_bgr, self.input, "crop"))
-        self.interpreter.invoke()
-        raw = self.interpreter.get_tensor(self._output_index).reshape(-1)
-        if self.dtype == np.float32:
-            return raw.astype(np.float32)
-        return (raw.astype(np.float32) - self.zero_point) * self.scale
-
-
-def _new_interpreter(path: Path, threads: int):
-    """The backend's interpreter for the extractor (default delegates, XNNPACK where the backend has it;
-    without them, on one thread, if they fail to prepare it). Temporary: see EmbeddingExtractor."""
-    from edgenet.errors import one_line
-    from edgenet.runtime import _runtime_info_filtered, load_backend
-
-    backend = load_backend()
-    kwargs = {"model_path": str(path), "num_threads": threads}
-    try:
-        with _runtime_info_filtered():
-            interpreter = backend.interpreter_class(**kwargs)
-            try:
-                interpreter.allocate_tensors()
-            except RuntimeError:
-                if backend.op_resolver_type is None:
-                    raise
-                kwargs["experimental_op_resolver_type"] = (
-                    backend.op_resolver_type.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-                )
-                kwargs["num_threads"] = 1  # ai-edge-litert's builtin kernels are far slower with more
-                interpreter = backend.interpreter_class(**kwargs)
-                interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"cannot load the extractor {path.name}: {one_line(exc)}") from None
-    return interpreter
-
-
 def embed_photos(
     classes: list[ClassPhotos],
     extractor: EmbeddingExtractor,
@@ -287,8 +150,7 @@ def output_paths(output: str | os.PathLike) -> tuple[Path, Path]:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"-o {path}: the folder {parent} does not exist")
-    stem = path.name[: -len(".tflite")] if path.name.endswith(".tflite") else path.name
-    return path, path.with_name(stem + EDGETPU_SUFFIX)
+    return path, path.with_name(path.name.removesuffix(".tflite") + EDGETPU_SUFFIX)
 
 
 def learn(
@@ -341,7 +203,7 @@ def learn(
             "write": time.perf_counter() - fitted,
         },
         linear_head=final,
-        notes=tuple(notes),
+        notes=tuple(_loose_photos(folder) + notes),
     )
 
 
@@ -373,6 +235,16 @@ def _write_models(extractors: Extractors, head, names, description, path: Path, 
         else:
             notes.append(f"{twin_path.name} exists and was not written by this learn: it is not this model")
     return False, notes
+
+
+def _loose_photos(folder) -> list[str]:
+    from edgenet.imaging import IMAGE_EXTENSIONS
+
+    loose = [p for p in Path(folder).iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_EXTENSIONS)]
+    if not loose:
+        return []
+    count = f"{len(loose)} photo{'s' if len(loose) != 1 else ''}"
+    return [f"{count} directly in {folder} not used: put each in its class's folder"]
 
 
 def _tensor_key(tensor: dict) -> tuple:

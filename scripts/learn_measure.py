@@ -152,8 +152,9 @@ def head_cost(runs: int, thread_counts: list[int], backend: str) -> None:
 def accuracy(draws: int) -> None:
     import numpy as np
 
+    from edgenet.embeddings import EmbeddingExtractor
     from edgenet.imaging import prepare, read_image
-    from edgenet.learn import EmbeddingExtractor, learn
+    from edgenet.learn import learn
 
     names = sorted(p.name for p in (FLOWERS / "val").iterdir() if p.is_dir())
     spec = EmbeddingExtractor(EXTRACTOR, threads=2).input

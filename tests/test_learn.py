@@ -16,9 +16,10 @@ import pytest
 from conftest import MIRROR, ROOT, SHARED, run_cli
 
 from edgenet import heads
+from edgenet.embeddings import EmbeddingExtractor
 from edgenet.errors import InputError, UsageError
 from edgenet.labels import embedded_labels
-from edgenet.learn import EmbeddingExtractor, learn
+from edgenet.learn import learn
 from edgenet.learned_model import HEAD_OPS, describe, labels_text, read_model, write_model
 from edgenet.roi import Region, parse_region
 
@@ -254,6 +255,7 @@ def test_photos_that_cannot_be_decoded_are_named_and_skipped(tmp_path, cli):
     (root / "roses" / "cut.jpg").write_bytes(photo[: len(photo) // 2])  # a truncated JPEG
     (root / "daisy" / "noise.png").write_bytes(np.random.default_rng(3).bytes(4000))
     (root / "daisy" / "notes.txt").write_text("not a photo: ignored, not an error")
+    shutil.copy(sorted((root / "daisy").iterdir())[0], root / "loose.jpg")
     run = cli("learn", str(root), "-o", str(tmp_path / "m.tflite"), "-f", "json")
     assert run.returncode == 1, run.stderr  # some inputs failed; the model is written all the same
     assert "Traceback" not in run.stderr
@@ -267,6 +269,7 @@ def test_photos_that_cannot_be_decoded_are_named_and_skipped(tmp_path, cli):
     assert sorted(Path(s["source"]).name for s in report["skipped"]) == ["cut.jpg", "noise.png"]
     assert report["photos"] == {"daisy": 5, "roses": 5}
     assert embedded_labels(tmp_path / "m.tflite") == ["daisy", "roses"]
+    assert "1 photo directly in" in run.stderr and "put each in its class's folder" in run.stderr
 
 
 def test_a_class_left_with_too_few_readable_photos_is_refused(tmp_path, cli):
