@@ -147,6 +147,8 @@ def output_paths(output: str | os.PathLike) -> tuple[Path, Path]:
         )
     if path.is_dir():
         raise UsageError(f"-o {path} is a folder; give the .tflite file to write")
+    if path.exists() and not path.is_file():  # a device or a FIFO: the new model is renamed into place
+        raise UsageError(f"-o {path} is not a regular file; give the .tflite file to write")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"-o {path}: the folder {parent} does not exist")

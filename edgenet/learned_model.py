@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgenet.errors import ModelError
+from edgenet.errors import DeviceError, ModelError
 from edgenet.heads import LinearHead
 from edgenet.labels import parse_labels
 
@@ -210,7 +210,7 @@ def write_model(path: str | os.PathLike, flatbuffer: bytes, labels: list[str]) -
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise ModelError(
+        raise DeviceError(
             f"cannot write {path}: {exc.strerror or exc}; check the folder exists and is writable"
         ) from None
     try:
@@ -224,7 +224,9 @@ def write_model(path: str | os.PathLike, flatbuffer: bytes, labels: list[str]) -
         os.replace(temporary, path)
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
-        raise ModelError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise DeviceError(
+            f"cannot write {path}: {exc.strerror or exc}; free some space or write elsewhere"
+        ) from None
     return path
 
 

@@ -298,6 +298,9 @@ def test_bad_options_are_usage_errors(tmp_path, cli):
     line = _one_line_error(cli("learn", root, "-o", str(tmp_path / "nowhere" / "m.tflite")), 2)
     assert "does not exist" in line
     assert list(tmp_path.iterdir()) == []
+    os.mkfifo(tmp_path / "pipe.tflite")
+    assert "not a regular file" in _one_line_error(cli("learn", root, "-o", str(tmp_path / "pipe.tflite")), 2)
+    assert (tmp_path / "pipe.tflite").is_fifo() and len(list(tmp_path.iterdir())) == 1
 
 
 def test_an_extractor_path_without_a_twin_writes_no_twin_and_removes_a_stale_one(tmp_path):
