@@ -16,6 +16,7 @@ from edgenet.cli.bench import bench
 from edgenet.cli.classify import classify
 from edgenet.cli.detect import detect
 from edgenet.cli.evaluate import evaluate
+from edgenet.cli.learn import learn
 from edgenet.cli.models import models_info, models_list, models_path, models_pull, models_verify, samples
 from edgenet.cli.system import devices, doctor
 from edgenet.errors import EXIT_INTERNAL
@@ -39,6 +40,7 @@ app.command()(classify)
 app.command()(detect)
 app.command(name="eval")(evaluate)
 app.command()(bench)
+app.command()(learn)
 app.command()(devices)
 app.command()(doctor)
 app.command(hidden=True)(samples)
