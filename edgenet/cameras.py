@@ -185,6 +185,8 @@ class CameraFrames:
     once at the start and again after each loss, so tests can hand in a video file or a capture that fails.
     Each loss is one error Frame. After `reconnect` failed reopening attempts the iteration raises
     DeviceError. Every `every`th frame is decoded and yielded; the others are grabbed and skipped.
+    `interval` (seconds): a snapshot loop. After each frame it sleeps (no grabbing, no decoding, no core
+    spinning), then grabs and drops the frame the driver kept meanwhile and yields the next, fresh one.
     `interrupt()` may be called from another thread: the loop stops at its next frame or backoff wait.
     """
 
@@ -197,8 +199,10 @@ class CameraFrames:
         every: int = 1,
         backoff: float = RECONNECT_BACKOFF_S,
         first_capture=None,
+        interval: float | None = None,
     ):
         self.opener = opener
+        self.interval = interval
         self.name = name
         self.reconnect = reconnect
         self.every = max(1, every)
@@ -260,6 +264,7 @@ class CameraFrames:
         if self._capture is None:
             self._capture = self.opener()
         index = 0
+        stale = 0  # frames to grab and drop: the one the driver kept while a snapshot loop slept
         try:
             while not self._stop.is_set():
                 if self._pending is not None:  # the frame grabbed while reopening
@@ -286,7 +291,9 @@ class CameraFrames:
                             "(dmesg), then run again"
                         )
                     continue
-                if index % self.every == 0:
+                if stale:
+                    stale -= 1
+                elif index % self.every == 0:
                     started = time.perf_counter_ns()
                     ok, image = self._capture.retrieve()
                     decode_ms = _ms_since(started)
@@ -300,6 +307,10 @@ class CameraFrames:
                         error=error,
                         capture_ms=capture_ms,
                     )
+                    if self.interval:
+                        if self._stop.wait(self.interval):
+                            break
+                        stale = 1
                 index += 1
         finally:
             if self._capture is not None:

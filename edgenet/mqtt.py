@@ -86,6 +86,9 @@ class MqttPublisher:
         self._warnings: list[str] = []
         self._queue: collections.deque = collections.deque()
         self._direct: collections.deque = collections.deque()  # stats: sent when connected, else skipped
+        self._retained: dict[str, bytes] = {}  # topic -> latest payload (region states, discovery)
+        self._retained_due: set[str] = set()  # ... to send when connected (all of them after a reconnect)
+        self._retained_lock = threading.Lock()
         self._acked: collections.deque = collections.deque()  # mids from paho's network thread
         self._inflight: dict[int, int] = {}  # mid -> outbox row id
         self._wake, self._closing, self._stop = threading.Event(), threading.Event(), threading.Event()
@@ -184,6 +187,9 @@ class MqttPublisher:
 
     def publish(self, record: dict) -> None:
         try:
+            if "event" in record:  # a region's confirmed change: always sent, not a frame
+                self._enqueue(f"{self.topic}/results", json.dumps(record).encode())
+                return
             self._count += 1
             if "error" in record:
                 self._errors += 1
@@ -218,6 +224,23 @@ class MqttPublisher:
             self._dropped_here += 1
         self._queue.append((topic, payload))
         self._wake.set()
+
+    def publish_retained(self, topic: str, payload: str | bytes) -> None:
+        """A retained message where only the latest matters (a region's state, a discovery config): kept in
+        memory and sent, retained, as soon as the broker is there, again after every reconnect (a broker that
+        lost its retained store gets them back). Never blocks, never raises."""
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        with self._retained_lock:
+            self._retained[topic] = data
+            self._retained_due.add(topic)
+        self._wake.set()
+
+    def _send_retained(self) -> None:
+        with self._retained_lock:
+            due = [(topic, self._retained[topic]) for topic in sorted(self._retained_due)]
+            self._retained_due.clear()
+        for topic, payload in due:
+            self.client.publish(topic, payload, qos=1, retain=True)
 
     def publish_stats(self) -> None:
         elapsed = time.monotonic() - self._started
@@ -264,7 +287,8 @@ class MqttPublisher:
         self._closing.set()
         self._wake.set()
         while time.monotonic() < deadline:
-            if not self._queue and not self._direct and self._owned_left == 0 and not self._inflight:
+            idle = not self._queue and not self._direct and not self._retained_due and not self._inflight
+            if idle and self._owned_left == 0:
                 return
             if self._down and not self.client.is_connected():
                 return  # the broker is away: the outbox keeps the rest
@@ -348,6 +372,7 @@ class MqttPublisher:
     def _send(self) -> None:
         import paho.mqtt.client as mqtt
 
+        self._send_retained()
         while self._direct:
             topic, payload = self._direct.popleft()
             self.client.publish(topic, payload, qos=1)
@@ -378,6 +403,8 @@ class MqttPublisher:
             return
         self._down = False
         client.publish(f"{self.topic}/status", "online", qos=1, retain=True)
+        with self._retained_lock:
+            self._retained_due.update(self._retained)  # a new session: every retained message again
         self._wake.set()
 
     def _on_connect_fail(self, _client, _userdata) -> None:

@@ -442,7 +442,8 @@ def test_a_broker_killed_during_a_run_loses_nothing(photos, tmp_path, back):
             read_until(120)
             assert process.poll() is None, "the run ended before the broker came back"
             broker.start()
-        rest, stderr = process.communicate(timeout=300)
+        rest, stderr = process.stdout.read(), process.stderr.read()  # the reader read_until used: no gap
+        process.wait(300)
         read += rest.splitlines(keepends=True)
         assert process.returncode == 0 and "Traceback" not in stderr, stderr
         assert killed_mid_run and len(read) == 300

@@ -36,6 +36,8 @@ def classify(
     resize: Resize = resize_option(),
     input_range: str | None = input_range_option(),
     max_pixels: int | None = shared.max_pixels_option(),
+    roi: list[str] | None = shared.roi_option(),
+    confirm: int = shared.confirm_option(),
     fast_decode: bool = typer.Option(
         False,
         "--fast-decode",
@@ -66,6 +68,7 @@ def classify(
     duration: float | None = shared.duration_option(),
     every: int = shared.every_option(),
     reconnect: int = shared.reconnect_option(),
+    interval: float | None = shared.interval_option(),
     state: str | None = shared.state_option(),
     wait: bool = shared.wait_option(),
     prom_textfile: str | None = shared.prom_textfile_option(),
@@ -77,6 +80,7 @@ def classify(
     mqtt_tls: bool = shared.mqtt_tls_option(),
     mqtt_ca: str | None = shared.mqtt_ca_option(),
     mqtt_every: int = shared.mqtt_every_option(),
+    ha_discovery: str = shared.ha_discovery_option(),
     mqtt_on_change: bool = shared.mqtt_on_change_option(),
 ):
     """Classify images, video files or a live camera; one record per image or frame.
@@ -85,12 +89,15 @@ def classify(
     """
     from edgenet.run.job import Job, OutputOptions, run_job
     from edgenet.tasks.classification import ClassifyOptions
+    from edgenet.tasks.regions import parse_named_regions
 
     job = Job(
         model=model_request(
             model, labels, threads, delegate, device, delegate_lib, delegate_option, input_range
         ),
-        task=ClassifyOptions(resize=resize, top_k=top_k, threshold=threshold),
+        task=ClassifyOptions(
+            resize=resize, top_k=top_k, threshold=threshold, regions=parse_named_regions(roi)
+        ),
         inputs=shared.inputs_from(
             inputs,
             camera,
@@ -104,6 +111,7 @@ def classify(
             duration,
             fast_decode=fast_decode,
             max_pixels=max_pixels,
+            interval=interval,
         ),
         output=OutputOptions(format=fmt, output=output, quiet=quiet),
         unattended=shared.unattended_from(
@@ -119,6 +127,8 @@ def classify(
             mqtt_ca,
             mqtt_every,
             mqtt_on_change,
+            ha_discovery=ha_discovery,
         ),  # fmt: skip
+        confirm=confirm,
     )
     raise typer.Exit(run_job(job))

@@ -38,6 +38,8 @@ def detect(
     delegate_option: list[str] | None = delegate_options_option(),
     input_range: str | None = input_range_option(),
     max_pixels: int | None = shared.max_pixels_option(),
+    roi: list[str] | None = shared.roi_option(),
+    confirm: int = shared.confirm_option(),
     threshold: float = typer.Option(
         0.5,
         "--threshold",
@@ -97,6 +99,7 @@ def detect(
     duration: float | None = shared.duration_option(),
     every: int = shared.every_option(),
     reconnect: int = shared.reconnect_option(),
+    interval: float | None = shared.interval_option(),
     state: str | None = shared.state_option(),
     wait: bool = shared.wait_option(),
     prom_textfile: str | None = shared.prom_textfile_option(),
@@ -108,6 +111,7 @@ def detect(
     mqtt_tls: bool = shared.mqtt_tls_option(),
     mqtt_ca: str | None = shared.mqtt_ca_option(),
     mqtt_every: int = shared.mqtt_every_option(),
+    ha_discovery: str = shared.ha_discovery_option(),
     mqtt_on_change: bool = shared.mqtt_on_change_option("the set of detected labels"),
 ):
     """Detect objects (SSD) in images, video files or a live camera; one record per image or frame.
@@ -118,6 +122,7 @@ def detect(
     from edgenet.model import ModelRequest
     from edgenet.run.job import Job, OutputOptions, run_job
     from edgenet.tasks.detection import DetectOptions
+    from edgenet.tasks.regions import parse_named_regions
 
     request = model_request(
         model, labels, threads, delegate, device, delegate_lib, delegate_option, input_range
@@ -126,6 +131,7 @@ def detect(
     if classify_crops:
         crops = ModelRequest(model=classify_crops, threads=request.threads, delegate=delegate, device=device)
     task = DetectOptions(
+        regions=parse_named_regions(roi),
         threshold=threshold,
         classes=_names(classes),
         max_detections=max_detections,
@@ -148,6 +154,7 @@ def detect(
             max_frames,
             duration,
             max_pixels=max_pixels,
+            interval=interval,
         ),
         output=OutputOptions(format=fmt, output=output, quiet=quiet),
         unattended=shared.unattended_from(
@@ -163,7 +170,9 @@ def detect(
             mqtt_ca,
             mqtt_every,
             mqtt_on_change,
+            ha_discovery=ha_discovery,
         ),  # fmt: skip
+        confirm=confirm,
         verb="detecting",
     )
     raise typer.Exit(run_job(job))

@@ -20,6 +20,48 @@ def max_pixels_option():
     )
 
 
+def roi_option():
+    return typer.Option(
+        None,
+        "--roi",
+        metavar="NAME=x,y,w,h",
+        help="Watch a region (pixels or fractions of the frame), repeatable: a result, a state for each.",
+        rich_help_panel=INPUT,
+    )
+
+
+def confirm_option():
+    return typer.Option(
+        3,
+        "--confirm",
+        min=1,
+        metavar="N",
+        help="A region's state changes after N agreeing results.",
+        rich_help_panel=OUTPUT,
+    )
+
+
+def interval_option():
+    return typer.Option(
+        None,
+        "--interval",
+        min=0.001,
+        metavar="S",
+        help="A camera snapshot every S seconds (sleeps between).",
+        rich_help_panel=STREAM,
+    )
+
+
+def ha_discovery_option():
+    return typer.Option(
+        "homeassistant",
+        "--ha-discovery",
+        metavar="PREFIX",
+        help="With --roi and --mqtt: Home Assistant discovery under PREFIX ('off': none).",
+        rich_help_panel=UNATTENDED,
+    )
+
+
 def inputs_argument():
     return typer.Argument(None, metavar="PATH...", help="Image files, folders (recursive), globs or videos.")
 
@@ -219,13 +261,18 @@ def inputs_from(inputs, camera, video, width, height, fps, every, reconnect, max
     )
 
 
-def unattended_from(state, wait, prom_textfile, prom_every, mqtt, *mqtt_options):
+def unattended_from(
+    state, wait, prom_textfile, prom_every, mqtt, *mqtt_options, ha_discovery="homeassistant"
+):
     """The Unattended panel's options; `mqtt_options`: topic, user, password, tls, ca, every, on_change."""
     from edgenet.run.job import MqttOptions, UnattendedOptions
 
     broker = None
     if mqtt is not None:
-        broker = MqttOptions(mqtt, *mqtt_options)
+        prefix = (
+            "" if ha_discovery.strip().lower() in ("", "off", "none") else ha_discovery.strip().strip("/")
+        )
+        broker = MqttOptions(mqtt, *mqtt_options, discovery_prefix=prefix)
     return UnattendedOptions(
         state=state, wait=wait, prom_textfile=prom_textfile, prom_every=prom_every, mqtt=broker
     )

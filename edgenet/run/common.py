@@ -61,7 +61,16 @@ def reporter_sinks(job, model) -> list:
             change_key=model.task.change_key,  # top-1 for classify, the set of labels for detect
             outbox=os.path.dirname(os.path.abspath(options.state)) if options.state else None,
         )
-        found.append(MqttSink(publisher, quiet=job.output.quiet))
+        regions = [named.name for named in getattr(job.task, "regions", ())]
+        found.append(
+            MqttSink(
+                publisher,
+                quiet=job.output.quiet,
+                regions=regions,
+                model=model.name,
+                discovery_prefix=mqtt.discovery_prefix,
+            )
+        )
     return found
 
 

@@ -92,7 +92,9 @@ def _classify(job, model, paths: list[str], failures: list, poisoned: list, seen
     from edgenet.sources import image_frames
 
     summary = RunSummary()
-    data = open_record_sink(RecordFormat(job.output.format), job.output.output, task=job.task.task)
+    data = open_record_sink(
+        RecordFormat(job.output.format), job.output.output, task=job.task.task, regions=bool(job.watchers)
+    )
     total = len(failures) + len(poisoned) + len(paths)
     sinks = Sinks(
         [
@@ -116,5 +118,5 @@ def _classify(job, model, paths: list[str], failures: list, poisoned: list, seen
         after_read=seen.decoded if seen is not None else None,
     )
     frames = chain(_failure_frames(failures), _failure_frames(poisoned, len(failures)), images)
-    outcome = Loop(model, sinks, live=False, stop=stop).run(frames, summary)
+    outcome = Loop(model, sinks, live=False, stop=stop, watchers=job.watchers).run(frames, summary)
     return finish(job, model, outcome, noun="image", stream=False)

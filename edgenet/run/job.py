@@ -35,6 +35,7 @@ class InputOptions:
     duration: float | None = None
     fast_decode: bool = False
     max_pixels: int | None = None  # the largest image decoded (None: edgenet.imaging's default, 0: no cap)
+    interval: float | None = None  # a live camera: seconds between snapshots (None: every frame it gives)
 
     @property
     def pixel_cap(self) -> int | None:
@@ -76,6 +77,10 @@ class InputOptions:
                 "--max-frames, --duration, --every, --width, --height and --fps apply to "
                 "--camera and --video (or video files given as inputs)"
             )
+        if self.interval is not None and (not self.camera or not self.interval > 0):
+            raise UsageError(
+                "--interval S takes snapshots of a live camera every S seconds: use it with --camera"
+            )
         if self.streaming and not self.camera and (self.width or self.height or self.fps):
             raise UsageError(
                 "--width, --height and --fps set a camera's capture mode; use them with --camera"
@@ -99,6 +104,7 @@ class MqttOptions:
     ca: str | None = None
     every: int = 1
     on_change: bool = False
+    discovery_prefix: str = "homeassistant"  # Home Assistant discovery for regions ("" : none)
 
 
 @dataclass(frozen=True)
@@ -139,10 +145,22 @@ class Job:
     output: OutputOptions = field(default_factory=OutputOptions)
     unattended: UnattendedOptions = field(default_factory=UnattendedOptions)
     verb: str = "classifying"
+    confirm: int = 3  # with regions: agreeing results in a row before a region's state changes
+
+    @property
+    def watchers(self) -> list:
+        """What derives records from the frames' records: the regions' debounced states."""
+        if not getattr(self.task, "regions", ()):
+            return []
+        from edgenet.run.states import RegionStates
+
+        return [RegionStates(self.confirm)]
 
     def check(self) -> None:
         self.inputs.check()
         self.unattended.check()
+        if self.confirm < 1:
+            raise UsageError(f"--confirm {self.confirm}: give 1 or more agreeing results")
         if self.inputs.streaming:
             if self.unattended.state:
                 raise UsageError("--state keeps track of image files; streams have no state to keep")

@@ -85,8 +85,11 @@ def warm_up(task, seconds: float = STREAM_WARMUP_S, min_runs: int = 3) -> list[f
 class Loop:
     """One run of frames through a model's task into a list of sinks (edgenet.sinks.Sinks)."""
 
-    def __init__(self, model, sinks, *, live: bool, stop, limits: Limits = Limits()):
+    def __init__(self, model, sinks, *, live: bool, stop, limits: Limits = Limits(), watchers=()):
+        """`watchers`: objects whose `observe(record)` returns records derived from it (a region's confirmed
+        change of state): each is written after the frame's record, to every sink."""
         self.model = model
+        self.watchers = tuple(watchers)
         self.task = model.task
         self.info = model.info
         self.sinks = sinks
@@ -136,6 +139,9 @@ class Loop:
         stages["postprocess"] = (time.perf_counter_ns() - started) / 1e6
         record = frame_record(frame, self.info, fields, stages, inferred.done)
         self.sinks.write(Result(record, inferred.done, frame, self.task.change_key(fields)))
+        for watcher in self.watchers:
+            for event in watcher.observe(record):
+                self.sinks.write(Result(event, inferred.done))
 
     def should_stop(self) -> bool:
         return bool(self.stop) or (self._deadline is not None and time.monotonic() >= self._deadline)

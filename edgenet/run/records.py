@@ -5,6 +5,10 @@
      "time", ["captured", "dropped"], ["latency_only"]}
 
 A frame that fails is a record too: {"source", "frame", "model", "error", "time", ["captured"]}.
+
+With regions (--roi), a region's confirmed change of state is a record of its own, after the frame's:
+    {"source", "frame", "model", "event": "state", "region", "from", "to", "score", "time"}
+(`from` is null for a region's first confirmed state.)
 """
 
 from __future__ import annotations
@@ -60,3 +64,18 @@ def error_record(frame, model, error: str, done: float) -> dict:
     if frame.captured is not None:
         record["captured"] = utc_timestamp(frame.captured)
     return record
+
+
+def state_event(record: dict, region: str, before: str | None, after: str, score: float | None) -> dict:
+    """A region's confirmed change of state, seen in `record` (the frame that confirmed it)."""
+    return {
+        "source": record["source"],
+        "frame": record["frame"],
+        "model": record["model"],
+        "event": "state",
+        "region": region,
+        "from": before,
+        "to": after,
+        "score": score,
+        "time": record["time"],
+    }

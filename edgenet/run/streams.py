@@ -35,7 +35,12 @@ def run_stream(job, stop, held) -> int:
 
         first = opener()  # a camera that cannot be opened stops here: exit 4, before the model loads
         frames = cameras.CameraFrames(
-            opener, spec.name, reconnect=inputs.reconnect, every=inputs.every, first_capture=first
+            opener,
+            spec.name,
+            reconnect=inputs.reconnect,
+            every=inputs.every,
+            first_capture=first,
+            interval=inputs.interval,
         )
         held.callback(frames.release)
         model = open_for_job(job, stop)
@@ -73,12 +78,20 @@ def _run(job, model, frames, stop, *, live: bool, title: str) -> int:
         [
             None
             if table
-            else open_record_sink(output.format, output.output, stream_records=True, task=job.task.task),
+            else open_record_sink(
+                output.format,
+                output.output,
+                stream_records=True,
+                task=job.task.task,
+                regions=bool(job.watchers),
+            ),
             summary,
             *reporter_sinks(job, model),
             LiveView(f"edgenet: {title}") if not output.quiet and sys.stderr.isatty() else None,
         ]
     )
     limits = Limits(max_frames=job.inputs.max_frames, duration=job.inputs.duration, warm_up=True)
-    outcome = Loop(model, sinks, live=live, stop=stop, limits=limits).run(frames, summary)
+    outcome = Loop(model, sinks, live=live, stop=stop, limits=limits, watchers=job.watchers).run(
+        frames, summary
+    )
     return finish(job, model, outcome, noun="frame", title=title, stream=True)

@@ -31,6 +31,7 @@ class RunSummary:
 
     def __init__(self, window: int = WINDOW):
         self.count = 0
+        self.events = 0
         self.errors = 0
         self.dropped = 0
         self.last_error: str | None = None
@@ -55,6 +56,9 @@ class RunSummary:
         """`done`: when the frame's inference ended (time.time()). fps is taken from these, not from when the
         writer thread got to the record: a writer that lags and then catches up would make a short stream
         look faster than inference allows. Give it for every record of a run, or for none."""
+        if "event" in record:  # a region's change of state: not a frame
+            self.events += 1
+            return
         now = done if done is not None else time.time()
         self.count += 1
         self.last_record = record
@@ -117,6 +121,8 @@ class RunSummary:
             if alone and self.count - self.errors >= SHARE_MIN_FRAMES:
                 share = f" ({fps * alone / 1000:.2f} of the {1000 / alone:.0f} fps invoke alone allows)"
             parts.append(f"{fps:.1f} fps{share}" if stream else f"{fps:.1f} {noun}s/s")
+        if self.events:
+            parts.append(plural(self.events, "state change"))
         if self.warmup_ms:
             later = f", then p50 {alone:.2f} ms" if alone else ""
             parts.append(f"warm-up {len(self.warmup_ms)} invokes (first {self.warmup_ms[0]:.1f} ms{later})")

@@ -249,6 +249,66 @@ def detect_csv_rows(record: dict) -> list[dict]:
     return rows or [frame]
 
 
+REGION_CSV_FIELDS = [
+    "source",
+    "frame",
+    "model",
+    "delegate",
+    "delegate_reason",
+    "region",
+    "label",
+    "score",
+    "top_k",
+    "event",
+    "from",
+    "to",
+    "decode_ms",
+    "preprocess_ms",
+    "inference_ms",
+    "postprocess_ms",
+    "total_ms",
+    "time",
+    "capture_ms",
+    "captured",
+    "dropped",
+    "error",
+]
+
+
+def region_csv_rows(record: dict) -> list[dict]:
+    """A record with regions as CSV: a row per region (its top-1, or its labels joined by `,`), a region's
+    confirmed change of state as a row with `event` state, and a failed frame as one row with its error."""
+    if record.get("event"):
+        keep = ("source", "frame", "model", "region", "event", "from", "to", "score", "time")
+        return [{key: record.get(key) for key in keep}]
+    latency = record.get("latency_ms") or {}
+    frame = {
+        "source": record.get("source"),
+        "frame": record.get("frame"),
+        "model": record.get("model"),
+        "delegate": record.get("delegate", ""),
+        "delegate_reason": record.get("delegate_reason", ""),
+        **{f"{stage}_ms": latency.get(stage, "") for stage in ("decode", "preprocess", "inference")},
+        **{f"{stage}_ms": latency.get(stage, "") for stage in ("postprocess", "total")},
+        "time": record.get("time", ""),
+        "capture_ms": latency.get("capture", ""),
+        "captured": record.get("captured", ""),
+        "dropped": record.get("dropped", ""),
+        "error": record.get("error", ""),
+    }
+    rows = []
+    for region in record.get("regions") or []:
+        top = region.get("top_k")
+        if top is not None:
+            first = top[0] if top else {}
+            label, score = first.get("label", ""), first.get("score", "")
+            ranked = ";".join(f"{p['index']}:{p['label']}:{p['score']}" for p in top)
+        else:
+            label, score, ranked = ",".join(region.get("labels") or []), region.get("score", ""), ""
+        rows.append({**frame, "region": region["region"], "label": label, "score": score, "top_k": ranked})
+    return rows or [frame]
+
+
 class CsvSink(RecordSink):
     """A header (once per file, however many runs append to it), then one row per record. `fields` and `row`
     flatten another kind of record (bench's)."""

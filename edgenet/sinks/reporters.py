@@ -21,7 +21,7 @@ class StateSink(Sink):
 
     def write(self, result) -> None:
         record = result.record
-        if record["source"] not in self.skip:
+        if "event" not in record and record["source"] not in self.skip:
             self.seen.mark_done(
                 record["source"], getattr(result.frame, "file_key", None), record.get("error")
             )
@@ -36,7 +36,8 @@ class PromSink(Sink):
         self.textfile = PromTextfile(path, model=model.name, delegate=model.delegate, every_s=every_s)
 
     def write(self, result) -> None:
-        self.textfile.observe(result.record)
+        if "event" not in result.record:
+            self.textfile.observe(result.record)
 
     def close(self) -> None:
         self.textfile.write()  # a failed write is a warning (said once each), never a stop
@@ -46,14 +47,44 @@ class PromSink(Sink):
 
 class MqttSink(Sink):
     """Records, status and stats on an MQTT broker (edgenet.mqtt): never a stop, never a lost message (an
-    on-disk outbox holds what the broker has not acknowledged); what happened is said once at the end."""
+    on-disk outbox holds what the broker has not acknowledged); what happened is said once at the end.
 
-    def __init__(self, publisher, quiet: bool = False):
+    With regions: each region's confirmed state, retained, and Home Assistant discovery configs (published
+    when the run starts) so that each region is a sensor there (edgenet.home_assistant)."""
+
+    def __init__(
+        self, publisher, quiet: bool = False, regions=(), model: str = "", discovery_prefix: str = ""
+    ):
         self.publisher = publisher
         self.quiet = quiet
+        self.regions = tuple(regions)
+        self.model = model
+        self.discovery_prefix = discovery_prefix
+
+    def start(self, summary) -> None:
+        if not self.discovery_prefix:
+            return
+        from edgenet import __version__, home_assistant
+
+        for region in self.regions:
+            topic, payload = home_assistant.discovery(
+                self.publisher.topic, region, self.model, __version__, self.discovery_prefix
+            )
+            self.publisher.publish_retained(topic, payload)
 
     def write(self, result) -> None:
-        self.publisher.publish(result.record)
+        record = result.record
+        if record.get("event") == "state":
+            from edgenet import home_assistant
+
+            base = self.publisher.topic
+            self.publisher.publish_retained(
+                home_assistant.state_topic(base, record["region"]), str(record["to"])
+            )
+            self.publisher.publish_retained(
+                home_assistant.attributes_topic(base, record["region"]), home_assistant.attributes(record)
+            )
+        self.publisher.publish(record)
 
     def close(self) -> None:
         self.publisher.close()
@@ -91,7 +122,7 @@ class ProgressSink(Sink):
         self._progress.start()
 
     def write(self, result) -> None:
-        if self._progress is not None:
+        if self._progress is not None and "event" not in result.record:
             self._progress.advance(self._task)
 
     def close(self) -> None:

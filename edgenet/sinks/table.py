@@ -40,6 +40,16 @@ def _found(detection: dict) -> str:
     return text + (f" ({short_label(top[0]['label'])} {top[0]['score']:.2f})" if top else "")
 
 
+def _region(region: dict) -> str:
+    """`door: open 0.93` (classify) or `driveway: car` (detect)."""
+    top = region.get("top_k")
+    if top is not None:
+        return f"{region['region']}: " + (
+            f"{short_label(top[0]['label'])} {top[0]['score']:.2f}" if top else "-"
+        )
+    return f"{region['region']}: " + (", ".join(region.get("labels") or []) or "none")
+
+
 def rows(records: list[dict]) -> list[dict]:
     names = relative_sources([str(r.get("source", "")) for r in records])
     table = []
@@ -50,6 +60,16 @@ def rows(records: list[dict]) -> list[dict]:
             table.append(row)
             continue
         latency = record.get("latency_ms") or {}
+        if "event" in record:
+            row["found"] = row["top-1"] = f"{record['region']}: {record['from'] or '-'} -> {record['to']}"
+            table.append(row)
+            continue
+        if "regions" in record:
+            row["found"] = "; ".join(_region(region) for region in record["regions"]) or "-"
+            row["inference ms"] = f"{latency.get('inference', 0):.2f}"
+            row["total ms"] = f"{latency.get('total', 0):.2f}"
+            table.append(row)
+            continue
         if "detections" in record:
             row["found"] = ", ".join(_found(d) for d in record["detections"]) or "-"
             row["inference ms"] = f"{latency.get('inference', 0):.2f}"

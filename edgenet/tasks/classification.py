@@ -164,6 +164,7 @@ class ClassifyOptions:
     resize: Resize = Resize.crop
     top_k: int = 5
     threshold: float = 0.0
+    regions: tuple = ()  # edgenet.tasks.regions.NamedRegion: classify each region instead of the frame
 
     def labels(self, resolved, labels_file: str | None, engine, warnings: list) -> tuple[list | None, str]:
         """--labels, labels embedded in the file, the catalog's, ImageNet for 1000/1001 classes; a list of
@@ -182,5 +183,10 @@ class ClassifyOptions:
             )
         return labels, source
 
-    def build(self, engine, labels, opener=None) -> Classification:
-        return Classification(engine, labels, resize=self.resize, top_k=self.top_k, threshold=self.threshold)
+    def build(self, engine, labels, opener=None):
+        task = Classification(engine, labels, resize=self.resize, top_k=self.top_k, threshold=self.threshold)
+        if self.regions:
+            from edgenet.tasks.regions import Regions
+
+            return Regions(task, self.regions)
+        return task

@@ -146,6 +146,7 @@ class DetectOptions:
     crops: object | None = None  # ModelRequest of the classifier for --classify-crops
     crop_classes: tuple[str, ...] = ()
     crop_top_k: int = 3
+    regions: tuple = ()  # edgenet.tasks.regions.NamedRegion: keep the detections whose centre is inside
 
     def labels(self, resolved, labels_file: str | None, engine, warnings: list) -> tuple[list | None, str]:
         """--labels, labels embedded in the file, the catalog's COCO labels; lined up so that index k is
@@ -173,14 +174,14 @@ class DetectOptions:
         warnings.append("no labels for this detector: detections show their class index (give --labels)")
         return None, "none"
 
-    def build(self, engine, labels, opener=None) -> Detection:
+    def build(self, engine, labels, opener=None):
         """`opener`: edgenet.model.open_model, handed in (tasks sit below the model layer)."""
         crops = None
         if self.crops is not None:
             from edgenet.tasks.classification import ClassifyOptions
 
             crops = opener(self.crops, ClassifyOptions(resize=Resize.stretch, top_k=self.crop_top_k))
-        return Detection(
+        task = Detection(
             engine,
             labels,
             threshold=self.threshold,
@@ -189,3 +190,8 @@ class DetectOptions:
             crops=crops,
             crop_classes=class_indices(self.crop_classes, labels) if self.crop_classes else None,
         )
+        if self.regions:
+            from edgenet.tasks.regions import Regions
+
+            return Regions(task, self.regions)
+        return task
