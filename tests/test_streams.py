@@ -590,7 +590,7 @@ def test_cli_signal_stops_cleanly_with_130(clip, signum):
         first = [process.stdout.readline() for _ in range(3)]
         assert all(line.endswith("\n") for line in first), process.stderr.read() if process.poll() else first
         process.send_signal(signum)
-        rest, errors = process.stdout.read(), process.stderr.read()  # the readline()s' reader: nothing skipped
+        rest, errors = process.stdout.read(), process.stderr.read()  # readline()s reader: no gap
         process.wait(30)
     finally:
         if process.poll() is None:
