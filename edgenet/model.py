@@ -127,6 +127,8 @@ def open_model(request: ModelRequest | str | None = None, task=None, *, should_s
     task = _task_for(task, spec, given, given_file)
     placement = _place(request, delegate, name, spec, given_file)
     resolved = given or zoo.resolve(name, edgetpu=placement.twin, should_stop=should_stop)
+    if given is not None and placement.twin:  # X.tflite given, its X_edgetpu.tflite runs on the TPU
+        resolved, given_file = _edgetpu_sibling(given), None
     threads = request.threads or default_threads(pipeline=request.pipeline)
     engine = build_engine(
         resolved.path, placement, threads=threads, value_range=request.input_range, file_info=given_file
@@ -160,6 +162,7 @@ def _place(request: ModelRequest, delegate: Delegate, name: str, spec, given_fil
         raise DeviceError(
             f"--delegate-lib {request.delegate_lib}: no such file; give the path of a TFLite delegate .so"
         )
+    path = str(given_file.path) if given_file is not None else ""
     wanted = PlacementRequest(
         model=spec.name if spec is not None else os.path.basename(name),
         delegate=delegate,
@@ -167,11 +170,34 @@ def _place(request: ModelRequest, delegate: Delegate, name: str, spec, given_fil
         delegate_lib=request.delegate_lib,
         delegate_options=tuple(request.delegate_options),
         zoo=spec is not None,
-        has_twin=spec is not None and spec.edgetpu is not None,
+        has_twin=spec.edgetpu is not None if spec is not None else _sibling(path, "_edgetpu") is not None,
+        cpu_version=_sibling(path, "") if given_file is not None and given_file.needs_edgetpu else None,
         file_needs_tpu=given_file is not None and given_file.needs_edgetpu,
         twins=tuple(s.name for s in zoo.catalog().values() if s.edgetpu and not s.latency_only),
     )
     return place(wanted, gather_facts(wanted))
+
+
+def _sibling(path: str, suffix: str) -> str | None:
+    """X_edgetpu.tflite beside X.tflite (suffix "_edgetpu"), or X.tflite beside X_edgetpu.tflite (suffix
+    ""): the other half of a pair `edgenet learn` writes (and edgetpu_compiler makes), if it is there."""
+    if not path.endswith(".tflite"):
+        return None
+    stem = path[: -len(".tflite")]
+    if suffix:
+        candidate = f"{stem}{suffix}.tflite" if not stem.endswith("_edgetpu") else None
+    else:
+        candidate = f"{stem[: -len('_edgetpu')]}.tflite" if stem.endswith("_edgetpu") else None
+    return candidate if candidate and os.path.isfile(candidate) else None
+
+
+def _edgetpu_sibling(given):
+    from pathlib import Path
+
+    from edgenet.zoo import ResolvedModel
+
+    twin = Path(_sibling(str(given.path), "_edgetpu"))
+    return ResolvedModel(path=twin, name=given.name, spec=None, edgetpu=True)
 
 
 def _builtin_threads(engine, request: ModelRequest, warnings: list, build):

@@ -28,7 +28,8 @@ class PlacementRequest:
     delegate_lib: str | None = None  # --delegate-lib: an external delegate (stands in for libedgetpu)
     delegate_options: tuple[tuple[str, str], ...] = ()  # --delegate-option KEY=VALUE
     zoo: bool = True  # a catalog model (False: a file given by path)
-    has_twin: bool = False  # the catalog has an _edgetpu twin of it
+    has_twin: bool = False  # an _edgetpu twin: the catalog's, or X_edgetpu.tflite beside X.tflite
+    cpu_version: str | None = None  # for an _edgetpu file given by path: X.tflite beside it, if there
     file_needs_tpu: bool = False  # the file given by path is compiled for the Edge TPU
     twins: tuple[str, ...] = ()  # catalog models that have a twin, for advice
 
@@ -134,7 +135,7 @@ def _auto_elsewhere(request: PlacementRequest, facts: HostFacts) -> Placement:
 
 
 def _on_tpu(request: PlacementRequest, facts: HostFacts) -> Placement:
-    if not request.zoo and not request.file_needs_tpu:
+    if not request.zoo and not request.file_needs_tpu and not request.has_twin:
         raise ModelError(
             f"{request.model} is not compiled for the Edge TPU (no edgetpu-custom-op); compile "
             "it with edgetpu_compiler, use a zoo model with an Edge TPU twin, or run it "
@@ -153,7 +154,18 @@ def _on_tpu(request: PlacementRequest, facts: HostFacts) -> Placement:
         wanted_by = f"{request.model} (compiled for the Edge TPU)"
     else:
         wanted_by = request.model
-    tpu = edgetpu.require_tpu(request.device, wanted_by, list(facts.tpus), list(facts.unbound_pci))
+    try:
+        tpu = edgetpu.require_tpu(request.device, wanted_by, list(facts.tpus), list(facts.unbound_pci))
+    except DeviceError as problem:
+        if not request.file_needs_tpu:
+            raise
+        text = str(problem).removesuffix(", or run on the CPU with --delegate xnnpack")
+        cpu = (
+            f"run its CPU version: --model {request.cpu_version}"
+            if request.cpu_version
+            else "give the model as it was before edgetpu_compiler to run it on the CPU"
+        )
+        raise DeviceError(f"{text}; or {cpu}") from None
     library = request.delegate_lib or facts.libedgetpu
     if library is None:
         raise DeviceError(facts.libedgetpu_problem or f"{edgetpu.LIBEDGETPU} is not installed")
@@ -169,7 +181,7 @@ def _on_tpu(request: PlacementRequest, facts: HostFacts) -> Placement:
         library=library,
         library_name=os.path.basename(library) if request.delegate_lib else edgetpu.LIBEDGETPU,
         options=options + tuple(request.delegate_options),
-        twin=request.zoo,
+        twin=request.has_twin and not request.file_needs_tpu,
         tpu=tpu,
         warnings=tuple(warnings),
     )

@@ -227,15 +227,17 @@ def test_tpu_with_a_model_without_twin_runs_on_cpu(fake_tree, mirror):
     assert any("no Edge TPU model" in w for w in opened.warnings)
 
 
-def test_usage_errors(fake_tree, mirror, model_file):
+def test_usage_errors(fake_tree, mirror, model_file, tmp_path):
     with pytest.raises(UsageError, match="--device"):
         open_model("v1-0.25-128", delegate="cpu", device="usb")
     with pytest.raises(UsageError, match="bad --device"):
         open_model("v1-0.25-128", device="usb-0")
     with pytest.raises(ModelError, match="no Edge TPU twin"):
         open_model("v1-0.75-224", delegate="edgetpu")
+    alone = tmp_path / "alone.tflite"  # no alone_edgetpu.tflite beside it
+    alone.write_bytes(model_file("mobilenet_v1_0.25_128_quant.tflite").read_bytes())
     with pytest.raises(ModelError, match="not compiled for the Edge TPU"):
-        open_model(str(model_file("mobilenet_v1_0.25_128_quant.tflite")), delegate="edgetpu")
+        open_model(str(alone), delegate="edgetpu")
 
 
 def test_fake_libedgetpu_goes_through_the_tpu_path(fake_tree, tmp_path, cli, images, delegate_libs):
@@ -282,3 +284,40 @@ def test_crashing_library_exits_4_with_one_line(fake_tree, cli, images, delegate
         args += ["--delegate", "edgetpu", "--delegate-lib", str(delegate_libs["crash"])]
     result = cli(*args, env=env)
     one_line_error(result, 4, "crashed", "SIGSEGV", "crash_delegate.so")
+
+
+@pytest.fixture
+def model_pair(tmp_path, model_file):
+    """A model given by path with its Edge TPU twin beside it (as `edgenet learn` writes them)."""
+    import shutil
+
+    cpu = tmp_path / "garage.tflite"
+    shutil.copy(model_file("mobilenet_v1_0.25_128_quant.tflite"), cpu)
+    shutil.copy(model_file("mobilenet_v1_0.25_128_quant_edgetpu.tflite"), tmp_path / "garage_edgetpu.tflite")
+    return cpu
+
+
+def test_a_path_with_its_edgetpu_twin_beside_it_runs_the_twin_on_a_tpu(
+    fake_tree, cli, images, model_pair, delegate_libs
+):
+    """With a TPU, --delegate auto takes garage_edgetpu.tflite for garage.tflite (the fake libedgetpu then
+    cannot prepare it: the one-line error names the twin)."""
+    three_tpus(fake_tree)
+    env = dict(fake_tree.env, EDGENET_LIBEDGETPU=str(delegate_libs["fake"]))
+    on_tpu = cli("classify", str(images / IMAGE), "--model", str(model_pair), env=env)
+    one_line_error(on_tpu, 4, "garage_edgetpu.tflite", "edgetpu-custom-op")
+
+
+def test_a_path_with_a_twin_but_no_tpu_runs_on_the_cpu_saying_why(fake_tree, cli, images, model_pair):
+    run = cli(
+        "classify", str(images / IMAGE), "--model", str(model_pair), "-f", "jsonl", "-q", env=fake_tree.env
+    )
+    assert run.returncode == 0, run.stderr
+    record = json.loads(run.stdout)
+    assert (record["delegate"], record["delegate_reason"]) == ("xnnpack", "no Edge TPU found")
+
+
+def test_an_edgetpu_file_without_a_tpu_points_at_its_cpu_version(fake_tree, cli, images, model_pair):
+    twin = model_pair.with_name("garage_edgetpu.tflite")
+    run = cli("classify", str(images / IMAGE), "--model", str(twin), env=fake_tree.env)
+    one_line_error(run, 4, "no Edge TPU found", f"--model {model_pair}")
