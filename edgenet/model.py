@@ -133,7 +133,7 @@ def open_model(request: ModelRequest | str | None = None, task=None, *, should_s
     engine = build_engine(
         resolved.path, placement, threads=threads, value_range=request.input_range, file_info=given_file
     )
-    warnings = list(placement.warnings)
+    warnings = list(placement.warnings) + _host_warnings(engine, request)
     engine = _builtin_threads(engine, request, warnings, build_engine)
     labels, labels_source = task.labels(resolved, request.labels, engine, warnings)
     if spec is not None and spec.latency_only:
@@ -176,6 +176,24 @@ def _place(request: ModelRequest, delegate: Delegate, name: str, spec, given_fil
         twins=tuple(s.name for s in zoo.catalog().values() if s.edgetpu and not s.latency_only),
     )
     return place(wanted, gather_facts(wanted))
+
+
+def _host_warnings(engine, request: ModelRequest) -> list[str]:
+    """What makes this run slower than it could be, said once: more threads than cores, the old backend."""
+    from edgenet.host import usable_cores
+
+    found = []
+    cores = usable_cores()
+    if request.threads and request.threads > cores:
+        found.append(
+            f"--threads {request.threads} is more than the {cores} usable cores: usually slower, not faster"
+        )
+    if engine.backend.name == "tflite_runtime" and engine.placement.kind == "cpu":
+        found.append(
+            "tflite-runtime runs these models on its reference kernels, 10-20x slower than ai-edge-litert "
+            "with XNNPACK: pip install ai-edge-litert where it has wheels (64-bit Arm, x86-64)"
+        )
+    return found
 
 
 def _sibling(path: str, suffix: str) -> str | None:

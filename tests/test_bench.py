@@ -271,7 +271,21 @@ def test_csv_output_file_and_jsonl(cli, tmp_path):
 
 
 def test_table_goes_to_stderr_with_published_figures(cli):
-    done = cli("bench", "--model", "v2", "-t", "1", "--runs", "3", "--min-seconds", "0", "--warmup", "1")
+    done = cli(
+        "bench",
+        "--model",
+        "v2",
+        "-t",
+        "1",
+        "--runs",
+        "3",
+        "--min-seconds",
+        "0",
+        "--warmup",
+        "1",
+        "-f",
+        "table",
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert "2.6 ms Edge TPU [coral-benchmarks]" in done.stderr

@@ -106,7 +106,7 @@ def test_csv_to_stdout_and_table_to_stderr(cli, images):
         "delegate_reason"
     ] == "no Edge TPU found"
     assert float(rows[0]["inference_ms"]) > 0 and rows[0]["error"] == ""
-    table = cli("classify", str(images / "parrot.jpg"), "-m", "v1-0.25-128")
+    table = cli("classify", str(images / "parrot.jpg"), "-m", "v1-0.25-128", "-f", "table")
     assert table.returncode == 0 and table.stdout == "" and "macaw" in table.stderr
 
 
@@ -276,7 +276,7 @@ def test_models_pull_verify_path_info(cli, tmp_path):
     with open(path, "r+b") as handle:
         handle.seek(100)
         handle.write(b"\x00\x01\x02")
-    bad = cli("models", "verify", env=env)
+    bad = cli("models", "verify", "-f", "table", env=env)
     assert bad.returncode == 3 and "FAIL" in bad.stderr
 
 
@@ -366,9 +366,9 @@ def test_labels_of_the_wrong_length_are_warned_about(cli, images, tmp_path):
 def test_verify_ignores_twins_nobody_pulled(cli, tmp_path):
     env = {"EDGENET_HOME": str(tmp_path / "home")}
     assert cli("models", "pull", "v1-0.25-128", env=env).returncode == 0
-    run = cli("models", "verify", "v1-0.25-128", env=env)
+    run = cli("models", "verify", "v1-0.25-128", "-f", "table", env=env)
     assert run.returncode == 0 and "_edgetpu" not in run.stderr
-    missing = cli("models", "verify", "v1-0.5-160", env=env)
+    missing = cli("models", "verify", "v1-0.5-160", "-f", "table", env=env)
     assert missing.returncode == 3 and "edgenet models pull v1-0.5-160" in missing.stderr
 
 
@@ -377,3 +377,33 @@ def test_fast_decode_keeps_the_answers(cli, images):
     exact = records(cli("classify", *photos, "-m", "v2", "-f", "jsonl", "-q").stdout)
     fast = records(cli("classify", *photos, "-m", "v2", "-f", "jsonl", "-q", "--fast-decode").stdout)
     assert [r["top_k"][0]["label"] for r in fast] == [r["top_k"][0]["label"] for r in exact]
+
+
+def test_data_on_a_pipe_and_a_table_on_a_terminal(cli, images, tmp_path):
+    """The issue's check: `edgenet classify cat.jpg | grep Egyptian` prints the record; on a terminal (a real
+    pty), the same command shows the table."""
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    piped = cli("classify", str(images / "cat.bmp"), "-m", "v1-0.25-128")
+    assert piped.returncode == 0 and "Egyptian cat" in piped.stdout
+    assert json.loads(piped.stdout)["top_k"][0]["label"] == "Egyptian cat"
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "edgenet", "classify", str(images / "cat.bmp"), "-m", "v1-0.25-128"]
+    done = subprocess.run(command, stdout=follower, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert done.returncode == 0 and seen == b""  # nothing on the terminal's stdout: the table is on stderr
+    assert "┃ source" in done.stderr and "Egyptian cat" in done.stderr

@@ -61,7 +61,7 @@ def test_classes_max_detections_csv_and_table(cli, images):
     assert float(hopper[0]["xmax"]) > float(hopper[0]["xmin"]) and hopper[0]["label"] == "person"
     flower = [r for r in rows if r["source"].endswith("sunflower.bmp")]
     assert len(flower) == 1 and flower[0]["label"] == "" and flower[0]["error"] == ""  # a frame without any
-    table = cli("detect", photo, "-m", "ssd-v1")
+    table = cli("detect", photo, "-m", "ssd-v1", "-f", "table")
     assert table.returncode == 0 and "person 0.72" in table.stderr and "tie 0.66" in table.stderr
 
 

@@ -74,7 +74,7 @@ def test_devices_json_lists_three(fake_tree, cli):
 
 def test_devices_table_warns_about_usb2(fake_tree, cli):
     three_tpus(fake_tree)
-    result = cli("devices", env=fake_tree.env)
+    result = cli("devices", "-f", "table", env=fake_tree.env)
     assert result.returncode == 0, result.stderr
     assert "Edge TPUs: 3" in result.stdout
     assert "USB 2" in result.stdout and "apex_0" in result.stdout and "51.2 C" in result.stdout

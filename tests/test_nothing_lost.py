@@ -157,7 +157,7 @@ def test_markup_and_escapes_in_names_and_labels_are_shown_as_text(cli, images, t
     names[286] = "[/red][bold]Egyptian cat"
     labels.write_text("\n".join(names) + "\n")
     model = next((images.parent / "models").rglob("mobilenet_v1_0.25_128_quant.tflite"))
-    run = cli("classify", str(photo), "-m", str(model), "--labels", str(labels))
+    run = cli("classify", str(photo), "-m", str(model), "--labels", str(labels), "-f", "table")
     assert run.returncode == 0, run.stderr
     assert "[bold]cat[red]" in run.stderr and "[/red][bold]Egyptian cat" in run.stderr
     assert "\x1b" not in run.stderr and "\\x1b" in run.stderr and "MarkupError" not in run.stderr

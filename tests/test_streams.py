@@ -742,7 +742,9 @@ def test_cli_stream_onto_a_full_disk_exits_4_after_its_summary(cli, clip):
 
 def test_cli_stream_table_with_output_is_a_usage_error_not_a_lost_file(cli, clip, tmp_path):
     out = tmp_path / "records.txt"
-    done = cli("classify", "--video", str(clip), "--model", "v1-0.25-128", "--output", str(out))
+    done = cli(
+        "classify", "--video", str(clip), "--model", "v1-0.25-128", "--output", str(out), "-f", "table"
+    )
     assert done.returncode == 2 and "--format jsonl or csv" in done.stderr and not out.exists()
 
 

@@ -21,6 +21,31 @@ from edgenet.cli.models import models_info, models_list, models_path, models_pul
 from edgenet.cli.system import devices, doctor
 from edgenet.errors import EXIT_INTERNAL
 
+
+def _help_shows_metavars_not_types() -> None:
+    """Typer's help shows an argument's Python type (`<list[str]>`) even when it has a metavar (`PATH`), and
+    `<bool>` after every flag. Here arguments show their metavar alone and flags nothing, as options with a
+    metavar do (and Typer's own behaviour is kept if these names ever change)."""
+    try:
+        from typer.core import TyperArgument, TyperOption
+    except ImportError:
+        return
+    argument_type = getattr(TyperArgument, "display_type_rich", None)
+    option_type = getattr(TyperOption, "display_type_rich", None)
+    if argument_type is None or option_type is None:
+        return
+
+    def argument_display(self, ctx):
+        return "" if self.metavar else argument_type(self, ctx)
+
+    def option_display(self, ctx):
+        return "" if getattr(self, "is_flag", False) and self.metavar is None else option_type(self, ctx)
+
+    TyperArgument.display_type_rich = argument_display
+    TyperOption.display_type_rich = option_display
+
+
+_help_shows_metavars_not_types()
 HELP = "Run quantized MobileNets on small boards (CPU/XNNPACK or a Coral Edge TPU), with per-frame latency."
 SETTINGS = {"help_option_names": ["-h", "--help"]}
 
@@ -35,6 +60,24 @@ models_app = typer.Typer(
     help="The model zoo: list, pull, verify, inspect.", no_args_is_help=True, context_settings=SETTINGS
 )
 app.add_typer(models_app, name="models")
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        from edgenet import __version__
+
+        print(f"edgenet {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print edgenet's version and exit."
+    ),
+) -> None:
+    """Run quantized MobileNets on small boards (CPU/XNNPACK or a Coral Edge TPU), with per-frame latency."""
+
 
 app.command()(classify)
 app.command()(detect)
@@ -75,6 +118,8 @@ def main(args: list[str] | None = None) -> int:
     try:
         code = app(args=args, standalone_mode=False, prog_name="edgenet")
     except click_exception as problem:
+        if type(problem).__name__ == "NoArgsIsHelpError":  # bare `edgenet` (or `edgenet models`): the help
+            return 0
         print(_usage_line(problem), file=sys.stderr, flush=True)
         return problem.exit_code
     except abort:

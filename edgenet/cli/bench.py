@@ -6,12 +6,14 @@ import typer
 
 from edgenet.choices import BenchFormat, BenchMode, Delegate
 from edgenet.cli.common import (
+    AUTO_FORMAT_HELP,
     MODEL,
     OUTPUT,
     delegate_lib_option,
     delegate_option,
     delegate_options_option,
     device_option,
+    for_stdout,
     handles_errors,
     parse_options,
 )
@@ -28,7 +30,11 @@ def bench(
         rich_help_panel=MODEL,
     ),
     all_models: bool = typer.Option(
-        False, "--all", help="Every zoo model present locally (cache, mirror).", rich_help_panel=MODEL
+        False,
+        "--all",
+        metavar="",
+        help="Every zoo model present locally (cache, mirror).",
+        rich_help_panel=MODEL,
     ),
     threads: str | None = typer.Option(
         None,
@@ -55,8 +61,13 @@ def bench(
     images: str | None = typer.Option(
         None, "--images", metavar="DIR", help="e2e photos (default: the sample photos)."
     ),
-    fmt: BenchFormat = typer.Option(
-        BenchFormat.table, "--format", "-f", help="Records as.", rich_help_panel=OUTPUT
+    fmt: BenchFormat | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help=f"Records as {AUTO_FORMAT_HELP}.",
+        rich_help_panel=OUTPUT,
+        show_default=False,
     ),
     output: str | None = typer.Option(
         None, "--output", "-o", metavar="FILE", help="Write the records to this file.", rich_help_panel=OUTPUT
@@ -69,7 +80,12 @@ def bench(
         rich_help_panel=OUTPUT,
     ),
     tolerance: float = typer.Option(
-        0.30, "--tolerance", min=0.0, help="Allowed p50 slowdown for --compare.", rich_help_panel=OUTPUT
+        0.30,
+        "--tolerance",
+        metavar="FRACTION",
+        min=0.0,
+        help="Allowed p50 slowdown for --compare.",
+        rich_help_panel=OUTPUT,
     ),
 ):
     """Latency in LiteRT benchmark_model's terms (init, first, warmup, steady state) with host conditions."""
@@ -88,7 +104,10 @@ def bench(
         warmup=warmup,
         mode=mode,
         images=images,
-        format=fmt,
+        # with --output and no --format, the file's extension says (bench_report.format_for_output)
+        format=for_stdout(fmt, BenchFormat.table, BenchFormat.json)
+        if not output
+        else fmt or BenchFormat.table,
         output=output,
         compare=compare,
         tolerance=tolerance,

@@ -13,6 +13,7 @@ from edgenet.cli.common import (
     delegate_option,
     delegate_options_option,
     device_option,
+    for_stdout,
     handles_errors,
     input_range_option,
     labels_option,
@@ -41,6 +42,7 @@ def classify(
     fast_decode: bool = typer.Option(
         False,
         "--fast-decode",
+        metavar="",
         help="Decode big JPEGs at 1/2-1/8 scale (libjpeg DCT scaling): faster, slightly different pixels.",
         rich_help_panel=INPUT,
     ),
@@ -56,7 +58,7 @@ def classify(
         help="Drop classes scoring below T.",
         rich_help_panel=OUTPUT,
     ),
-    fmt: RecordFormat = shared.format_option(),
+    fmt: RecordFormat | None = shared.format_option(),
     output: str | None = shared.output_option(),
     quiet: bool = shared.quiet_option(),
     camera: str | None = shared.camera_option(),
@@ -113,7 +115,9 @@ def classify(
             max_pixels=max_pixels,
             interval=interval,
         ),
-        output=OutputOptions(format=fmt, output=output, quiet=quiet),
+        output=OutputOptions(
+            format=for_stdout(fmt, RecordFormat.table, RecordFormat.jsonl, output), output=output, quiet=quiet
+        ),
         unattended=shared.unattended_from(
             state,
             wait,

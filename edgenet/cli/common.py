@@ -152,3 +152,19 @@ def model_request(model, labels, threads, delegate, device, delegate_lib, delega
         delegate_options=parse_options(delegate_option),
         input_range=parse_range(input_range),
     )
+
+
+AUTO_FORMAT_HELP = "(default: a table on a terminal, data when stdout is a pipe or a file)"
+
+
+def for_stdout(fmt, human, data, output: str | None = None):
+    """The format asked for, else the convention of gh and ls: people on a terminal, data on a pipe or in
+    a file (`edgenet classify cat.jpg | grep Egyptian` finds the record)."""
+    if fmt is not None:
+        return fmt
+    if output:
+        return data
+    try:
+        return human if sys.stdout.isatty() else data
+    except (AttributeError, ValueError):
+        return data

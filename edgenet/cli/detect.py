@@ -13,6 +13,7 @@ from edgenet.cli.common import (
     delegate_option,
     delegate_options_option,
     device_option,
+    for_stdout,
     handles_errors,
     input_range_option,
     labels_option,
@@ -87,7 +88,7 @@ def detect(
         help="Classes per classified detection.",
         rich_help_panel=OUTPUT,
     ),
-    fmt: RecordFormat = shared.format_option(),
+    fmt: RecordFormat | None = shared.format_option(),
     output: str | None = shared.output_option(),
     quiet: bool = shared.quiet_option(),
     camera: str | None = shared.camera_option(),
@@ -156,7 +157,9 @@ def detect(
             max_pixels=max_pixels,
             interval=interval,
         ),
-        output=OutputOptions(format=fmt, output=output, quiet=quiet),
+        output=OutputOptions(
+            format=for_stdout(fmt, RecordFormat.table, RecordFormat.jsonl, output), output=output, quiet=quiet
+        ),
         unattended=shared.unattended_from(
             state,
             wait,

@@ -8,8 +8,10 @@ import typer
 
 from edgenet.choices import Delegate, GroundTruth, ReportFormat, Resize, Task
 from edgenet.cli.common import (
+    AUTO_FORMAT_HELP,
     OUTPUT,
     delegate_option,
+    for_stdout,
     handles_errors,
     input_range_option,
     labels_option,
@@ -37,14 +39,21 @@ def evaluate(
     delegate: Delegate = delegate_option(),
     resize: Resize = resize_option(),
     input_range: str | None = input_range_option(),
-    fmt: ReportFormat = typer.Option(
-        ReportFormat.table, "--format", "-f", help="Report as.", rich_help_panel=OUTPUT
+    fmt: ReportFormat | None = typer.Option(
+        None,
+        "--format",
+        "-f",
+        help=f"Report as {AUTO_FORMAT_HELP}.",
+        rich_help_panel=OUTPUT,
+        show_default=False,
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, metavar="N", help="Only the first N images."),
 ):
     """Accuracy on a labelled folder: top-1 / top-5 (classify) or COCO mAP and AP50 (--task detect)."""
     from edgenet.console import warn
     from edgenet.model import ModelRequest, open_model
+
+    fmt = for_stdout(fmt, ReportFormat.table, ReportFormat.json)
     from edgenet.run.stop import StopSignals
     from edgenet.tasks.classification import ClassifyOptions
     from edgenet.tasks.detection import DetectOptions

@@ -30,18 +30,25 @@ def learn(
         ...,
         "--output",
         "-o",
+        metavar="FILE.tflite",
         help="The .tflite to write; an Edge TPU twin (NAME_edgetpu.tflite) goes next to it.",
     ),
     extractor: str | None = typer.Option(
         None,
         "--extractor",
+        metavar="NAME|FILE",
         help="Embedding extractor: a catalog name (default v1-embedding) or a .tflite path.",
     ),
     head: Head = typer.Option(Head.auto, "--head", help="auto: the better held-out accuracy."),
     roi: str | None = typer.Option(
-        None, "--roi", help="Crop each photo to x,y,w,h (pixels or fractions) first, as live frames will be."
+        None,
+        "--roi",
+        metavar="x,y,w,h",
+        help="Crop each photo to x,y,w,h (pixels or fractions) first, as live frames will be.",
     ),
-    threads: int | None = typer.Option(None, "--threads", "-t", min=1, max=64, help="Extractor threads."),
+    threads: int | None = typer.Option(
+        None, "--threads", "-t", min=1, max=64, metavar="N", help="Extractor threads."
+    ),
     fmt: DoctorFormat = typer.Option(
         DoctorFormat.text, "--format", "-f", help="The report (json: on stdout)."
     ),

@@ -8,7 +8,7 @@ import sys
 import typer
 
 from edgenet.choices import ReportFormat
-from edgenet.cli.common import handles_errors, threads_option
+from edgenet.cli.common import AUTO_FORMAT_HELP, for_stdout, handles_errors, threads_option
 from edgenet.console import say
 
 
@@ -25,8 +25,13 @@ def _model_rows() -> list[dict]:
 
 
 @handles_errors
-def models_list(fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="Report as.")):
+def models_list(
+    fmt: ReportFormat | None = typer.Option(
+        None, "--format", "-f", help=f"Report as {AUTO_FORMAT_HELP}.", show_default=False
+    ),
+):
     """Every model in the zoo, and whether it is in the local cache."""
+    fmt = for_stdout(fmt, ReportFormat.table, ReportFormat.json)
     from edgenet import zoo
 
     rows = _model_rows()
@@ -60,9 +65,7 @@ def models_list(fmt: ReportFormat = typer.Option(ReportFormat.table, "--format",
 
 @handles_errors
 def models_pull(
-    names: list[str] = typer.Argument(
-        None, metavar="NAME...", help="Zoo names (default: the default model)."
-    ),
+    names: list[str] = typer.Argument(None, metavar="NAME", help="Zoo names (default: the default model)."),
     edgetpu: bool = typer.Option(False, "--edgetpu", help="Also pull the Edge TPU twins."),
     force: bool = typer.Option(False, "--force", help="Download again even if cached."),
 ):
@@ -81,7 +84,8 @@ def models_pull(
 
 @handles_errors
 def models_path(
-    name: str = typer.Argument(None, metavar="NAME"), edgetpu: bool = typer.Option(False, "--edgetpu")
+    name: str = typer.Argument(None, metavar="NAME"),
+    edgetpu: bool = typer.Option(False, "--edgetpu"),
 ):
     """Print the local path of a model (pulling it if needed)."""
     from edgenet import zoo
@@ -93,12 +97,13 @@ def models_path(
 
 @handles_errors
 def models_verify(
-    names: list[str] = typer.Argument(
-        None, metavar="NAME...", help="Zoo names (default: every cached model)."
+    names: list[str] = typer.Argument(None, metavar="NAME", help="Zoo names (default: every cached model)."),
+    fmt: ReportFormat | None = typer.Option(
+        None, "--format", "-f", help=f"Report as {AUTO_FORMAT_HELP}.", show_default=False
     ),
-    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="Report as."),
 ):
     """Check cached models against the catalog's checksums. Exit 3 if any differ."""
+    fmt = for_stdout(fmt, ReportFormat.table, ReportFormat.json)
     from edgenet import zoo
 
     specs = [zoo.get_spec(n) for n in names] if names else list(zoo.catalog().values())
@@ -133,9 +138,12 @@ def models_info(
         None, metavar="NAME|FILE", help="Zoo name or .tflite path (default: the default model)."
     ),
     threads: int | None = threads_option(),
-    fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="Report as."),
+    fmt: ReportFormat | None = typer.Option(
+        None, "--format", "-f", help=f"Report as {AUTO_FORMAT_HELP}.", show_default=False
+    ),
 ):
     """What a model is: catalog entry, tensors, quantization, ops and delegate partitions."""
+    fmt = for_stdout(fmt, ReportFormat.table, ReportFormat.json)
     from edgenet.model_info import describe_model
 
     info = describe_model(name, threads)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from edgenet.choices import RecordFormat
-from edgenet.cli.common import INPUT, OUTPUT, STREAM, UNATTENDED
+from edgenet.cli.common import AUTO_FORMAT_HELP, INPUT, OUTPUT, STREAM, UNATTENDED
 
 
 def max_pixels_option():
@@ -63,11 +62,18 @@ def ha_discovery_option():
 
 
 def inputs_argument():
-    return typer.Argument(None, metavar="PATH...", help="Image files, folders (recursive), globs or videos.")
+    return typer.Argument(None, metavar="PATH", help="Image files, folders (recursive), globs or videos.")
 
 
 def format_option():
-    return typer.Option(RecordFormat.table, "--format", "-f", help="Records as.", rich_help_panel=OUTPUT)
+    return typer.Option(
+        None,
+        "--format",
+        "-f",
+        help=f"Records as {AUTO_FORMAT_HELP}.",
+        rich_help_panel=OUTPUT,
+        show_default=False,
+    )
 
 
 def output_option():
@@ -113,7 +119,9 @@ def height_option():
 
 
 def fps_option():
-    return typer.Option(None, "--fps", min=0.1, help="Camera frame rate to ask for.", rich_help_panel=STREAM)
+    return typer.Option(
+        None, "--fps", min=0.1, metavar="FPS", help="Camera frame rate to ask for.", rich_help_panel=STREAM
+    )
 
 
 def max_frames_option():
@@ -157,7 +165,11 @@ def state_option():
 
 def wait_option():
     return typer.Option(
-        False, "--wait", help="Wait for a running edgenet instead of exiting.", rich_help_panel=UNATTENDED
+        False,
+        "--wait",
+        metavar="",
+        help="Wait for a running edgenet instead of exiting.",
+        rich_help_panel=UNATTENDED,
     )
 
 
@@ -221,7 +233,11 @@ def mqtt_password_option():
 
 def mqtt_tls_option():
     return typer.Option(
-        False, "--mqtt-tls", help="Connect with TLS (system CA certificates).", rich_help_panel=UNATTENDED
+        False,
+        "--mqtt-tls",
+        metavar="",
+        help="Connect with TLS (system CA certificates).",
+        rich_help_panel=UNATTENDED,
     )
 
 
@@ -239,7 +255,11 @@ def mqtt_every_option():
 
 def mqtt_on_change_option(what: str = "the top-1"):
     return typer.Option(
-        False, "--mqtt-on-change", help=f"Publish when {what} changes.", rich_help_panel=UNATTENDED
+        False,
+        "--mqtt-on-change",
+        metavar="",
+        help=f"Publish when {what} changes.",
+        rich_help_panel=UNATTENDED,
     )
 
 

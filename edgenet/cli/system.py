@@ -7,16 +7,20 @@ import json
 import typer
 
 from edgenet.choices import DoctorFormat, ReportFormat
-from edgenet.cli.common import handles_errors
+from edgenet.cli.common import AUTO_FORMAT_HELP, for_stdout, handles_errors
 
 
 @handles_errors
-def devices(fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="Report as.")):
+def devices(
+    fmt: ReportFormat | None = typer.Option(
+        None, "--format", "-f", help=f"Report as {AUTO_FORMAT_HELP}.", show_default=False
+    ),
+):
     """Edge TPUs (USB and PCIe), CPU, TFLite backend, and whether libedgetpu is installed."""
     from edgenet.doctor import devices_report
 
     report = devices_report()
-    if fmt == ReportFormat.json:
+    if for_stdout(fmt, ReportFormat.table, ReportFormat.json) == ReportFormat.json:
         print(json.dumps(report, indent=1))
         return
     tpus = report["edgetpus"]
