@@ -86,6 +86,11 @@ def run_bench(plan: BenchPlan) -> int:
             stop.request("SIGINT")
         except Interrupted:  # a stop between or inside configurations: what was measured is written
             pass
+        except BaseException:
+            if writer and not records:  # the one configuration failed: its error, and no empty array
+                writer.output.close()
+                writer = None
+            raise
         finally:
             if writer:
                 writer.close()

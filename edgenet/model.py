@@ -136,8 +136,10 @@ def open_model(request: ModelRequest | str | None = None, task=None, *, should_s
     warnings = list(placement.warnings) + _host_warnings(engine, request)
     engine = _builtin_threads(engine, request, warnings, build_engine)
     labels, labels_source = task.labels(resolved, request.labels, engine, warnings)
-    if spec is not None and spec.latency_only:
-        warnings.append(f"{spec.name} has random weights (latency only): its predictions mean nothing")
+    if resolved.spec is not None and resolved.spec.latency_only:  # as built: a local build may have weights
+        warnings.append(
+            f"{resolved.spec.name} has random weights (latency only): its predictions mean nothing"
+        )
     opener = functools.partial(open_model, should_stop=should_stop)
     built = task.build(engine, labels, opener)  # a detector may open a classifier for its crops
     warnings += getattr(built, "warnings", [])

@@ -3,7 +3,9 @@
 Downloads go to a temporary file in the cache folder, are checked against the catalog's sha256 (or git blob
 SHA-1 where only that is known upstream) and renamed into place atomically: a bad or partial download never
 replaces a good file. EDGENET_MODEL_MIRROR (a folder searched by file name, or a base URL) is tried before
-the upstream URL; EDGENET_HOME (default: the user cache folder) holds the cache.
+the upstream URL; EDGENET_HOME (default: the user cache folder) holds the cache. A file built here by
+`edgenet models build` (edgenet.builds) is valid when the local-build registry (edgenet.local_builds)
+vouches for its exact bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from edgenet import local_builds
 from edgenet.errors import ModelError, UsageError, one_line
+from edgenet.local_builds import LocalBuild
 
 MAX_FILE_BYTES = 256 << 20  # a file or archive of unknown size larger than this is refused
 STALE_SCRATCH_S = 24 * 3600
@@ -39,6 +43,7 @@ class Artifact:
     git_sha1: str | None = None
     size: int | None = None
     alternates: tuple[tuple[str, str | None], ...] = ()  # (url, member inside an archive or None)
+    built_by: str | None = None  # the zoo name `edgenet models build` makes this file for (no upstream)
 
     def sources(self) -> list[tuple[str, str | None]]:
         first = [(self.url, None)] if self.url else []
@@ -71,6 +76,9 @@ class ModelSpec:
     notes: str = ""
     latency_only: bool = False
     task: str = "classify"  # or "detect" (an SSD with TFLite_Detection_PostProcess)
+    recipe: str | None = None  # what scripts/build_models.py calls it, for a model built locally
+    size_hint: str | None = None  # the download size in MB where the exact size is unknown ("4.3", ">4.2")
+    built: LocalBuild | None = field(default=None, compare=False)  # the local build the cache holds
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def to_dict(self, present: bool | None = None, edgetpu_present: bool | None = None) -> dict:
@@ -80,13 +88,17 @@ class ModelSpec:
             "input": [self.input, self.input, 3],
             "classes": self.classes,
             "quant": self.quant,
-            "size": self.artifact.size,
+            "size": self.built.size if self.built else self.artifact.size,
             "file": self.artifact.file,
             "url": self.artifact.url,
             "edgetpu": self.edgetpu.file if self.edgetpu else None,
             "latency_only": self.latency_only,
             "notes": self.notes,
         }
+        if self.recipe:
+            record["build"] = f"edgenet models build {self.name}"
+        if self.built:
+            record["local_build"] = self.built.to_dict()
         if present is not None:
             record["present"] = present
         if edgetpu_present is not None:
@@ -102,6 +114,7 @@ def _artifact(entry: dict) -> Artifact:
         git_sha1=entry.get("git_sha1"),
         size=entry.get("size"),
         alternates=tuple((alt["url"], alt.get("member")) for alt in entry.get("alternates", ())),
+        built_by=entry["name"] if entry.get("build") else None,
     )
 
 
@@ -126,6 +139,8 @@ def catalog() -> dict[str, ModelSpec]:
             notes=entry.get("notes", ""),
             latency_only=bool(entry.get("latency_only")),
             task=entry.get("task", "classify"),
+            recipe=entry.get("build"),
+            size_hint=entry.get("size_hint"),
         )
     return specs
 
@@ -161,12 +176,27 @@ def cache_path(artifact: Artifact, kind: str = "models") -> Path:
     return home() / kind / artifact.file
 
 
+def local_build(artifact: Artifact, kind: str = "models") -> LocalBuild | None:
+    """The registry's entry for the cached file of `artifact` (what a local build of it must match)."""
+    return local_builds.entry_for(cache_path(artifact).parent, artifact.file) if kind == "models" else None
+
+
 def is_present(artifact: Artifact, kind: str = "models") -> bool:
+    """In the cache with the catalog's size or its local build's (sizes only: pull checks the bytes)."""
     path = cache_path(artifact, kind)
     try:
-        return path.is_file() and (artifact.size is None or path.stat().st_size == artifact.size)
+        size = path.stat().st_size if path.is_file() else None
     except OSError:
         return False
+    if size is None or artifact.size in (None, size):
+        return size is not None
+    build = local_build(artifact, kind)
+    return build is not None and build.size == size
+
+
+def in_mirror_folder(artifact: Artifact) -> bool:
+    mirror = mirror_location()
+    return bool(mirror and "://" not in mirror and _mirror_candidates(artifact))
 
 
 @lru_cache(maxsize=8)
@@ -197,6 +227,13 @@ def _mirror_candidates(artifact: Artifact) -> list[tuple[str, str | None]]:
 
 
 # -- integrity --------------------------------------------------------------------------------------
+
+
+def accepted(path: Path, artifact: Artifact, kind: str = "models") -> tuple[str | None, LocalBuild | None]:
+    """(None, None): the catalog's file; (None, build): a local build; (problem, None): neither."""
+    problem = check_integrity(path, artifact)
+    build = local_build(artifact, kind) if problem else None
+    return local_builds.vouch(path, build, problem)
 
 
 def check_integrity(path: Path, artifact: Artifact) -> str | None:
@@ -274,7 +311,7 @@ def _remove_stale_scratch(folder: Path) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
-def _prepare_folder(folder: Path, damaged: str) -> None:
+def prepare_cache_folder(folder: Path, damaged: str = "") -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -289,51 +326,78 @@ def _prepare_folder(folder: Path, damaged: str) -> None:
     _remove_stale_scratch(folder)
 
 
+@dataclass(frozen=True)
+class Pulled:
+    """A file in the cache and where it came from."""
+
+    path: Path
+    origin: str  # "cache", "local build", "mirror" or "upstream"
+    location: str  # the file, folder or URL it was taken from
+    build: LocalBuild | None = None  # the registry entry of a local build
+
+
 def pull(
     artifact: Artifact, *, force: bool = False, kind: str = "models", should_stop: StopCheck = None
 ) -> Path:
-    """Make sure the artifact is in the cache and intact (its checksum is verified on every call: a bad SD
-    card changes bytes without touching size or mtime); fetch it from the mirror or upstream otherwise.
-    `should_stop` (e.g. "has SIGTERM arrived?") is polled during a download: the download then ends within
-    a fraction of a second with `Interrupted` (exit 130), leaving nothing behind."""
+    """The cached path of `artifact`, intact; see `obtain`."""
+    return obtain(artifact, force=force, kind=kind, should_stop=should_stop).path
+
+
+def obtain(
+    artifact: Artifact, *, force: bool = False, kind: str = "models", should_stop: StopCheck = None
+) -> Pulled:
+    """Make sure the artifact is in the cache and intact (its checksum, or its local build's, is verified on
+    every call: a bad SD card changes bytes without touching size or mtime); fetch it from the mirror or
+    upstream otherwise. `should_stop` (e.g. "has SIGTERM arrived?") is polled during a download: the download
+    then ends within a fraction of a second with `Interrupted` (exit 130), leaving nothing behind."""
     from edgenet import download
 
     target = cache_path(artifact, kind)
     damaged = ""
     if not force and is_present(artifact, kind):
-        problem = check_integrity(target, artifact)
+        problem, build = accepted(target, artifact, kind)
         if problem is None:
-            return target
+            return Pulled(target, "local build" if build else "cache", str(target), build)
         damaged = f"the cached {artifact.file} is damaged ({problem}) and was not used; "
-    _prepare_folder(target.parent, damaged)
+    prepare_cache_folder(target.parent, damaged)
     with contextlib.suppress(OSError):
         _stamp_path(target).unlink()  # the size+mtime stamps of earlier versions: never trusted again
-    candidates = _mirror_candidates(artifact) + artifact.sources()
+    in_mirror = _mirror_candidates(artifact)
+    candidates = in_mirror + artifact.sources()
     if not candidates:
-        raise ModelError(
-            f"{damaged}{artifact.file} has no download address (it is built locally by "
-            "scripts/build_models.py); set EDGENET_MODEL_MIRROR to a folder that holds it, "
-            f"or copy it to {target}"
-        )
+        raise ModelError(f"{damaged}{_how_to_get(artifact, target)}")
     failures = []
     mirror = mirror_location()
-    if mirror and "://" not in mirror and not _mirror_candidates(artifact):
-        where = "does not exist" if not os.path.isdir(os.path.expanduser(mirror)) else "does not hold it"
-        failures.append(f"the mirror folder {mirror} {where}")
+    if mirror and "://" not in mirror and not in_mirror:
+        state = "does not exist" if not os.path.isdir(os.path.expanduser(mirror)) else "does not hold it"
+        failures.append(f"the mirror folder {mirror} {state}")
     for location, member in candidates:
         try:
-            return _install_from(location, member, artifact, target, should_stop)
+            path = _install_from(location, member, artifact, target, should_stop)
         except download.Unusable as exc:
             failures.append(f"{location}: {exc}")
+            continue
         except (OSError, ValueError) as exc:  # urllib's URLError is an OSError
             reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
             failures.append(
                 f"{location}: {one_line(reason) if isinstance(reason, BaseException) else reason}"
             )
+            continue
+        if kind == "models":
+            local_builds.forget(target.parent, artifact.file)  # the published file replaced a local build
+        return Pulled(path, "mirror" if (location, member) in in_mirror else "upstream", location)
     raise ModelError(
         f"{damaged}cannot fetch {artifact.file} ({'; '.join(failures)}); the cache was left unchanged; "
-        f"without network, put the file in a folder named by EDGENET_MODEL_MIRROR or copy it to {target}"
+        + _how_to_get(artifact, target, offline=True)
     )
+
+
+def _how_to_get(artifact: Artifact, target: Path, offline: bool = False) -> str:
+    if artifact.built_by:
+        return local_builds.how_to_build(artifact.file, artifact.built_by)
+    if offline:
+        return f"without network, put it in a folder named by EDGENET_MODEL_MIRROR or copy it to {target}"
+    return f"{artifact.file} has no download address; set EDGENET_MODEL_MIRROR to a folder that holds it"
 
 
 def _stamp_path(target: Path) -> Path:
@@ -345,7 +409,7 @@ def verify(artifact: Artifact, kind: str = "models") -> str | None:
     path = cache_path(artifact, kind)
     if not path.is_file():
         return "not pulled"
-    return check_integrity(path, artifact)
+    return accepted(path, artifact, kind)[0]
 
 
 # -- resolving what the user typed ------------------------------------------------------------------
@@ -383,8 +447,9 @@ def resolve(model: str | None, *, edgetpu: bool = False, should_stop: StopCheck 
             raise ModelError(f"model {spec.name} has no Edge TPU compiled twin; run it on the CPU")
         path = pull(spec.edgetpu, should_stop=should_stop)
         return ResolvedModel(path=path, name=spec.name, spec=spec, edgetpu=True)
+    pulled = obtain(spec.artifact, should_stop=should_stop)
     return ResolvedModel(
-        path=pull(spec.artifact, should_stop=should_stop), name=spec.name, spec=spec, edgetpu=False
+        path=pulled.path, name=spec.name, spec=local_builds.as_built(spec, pulled.build), edgetpu=False
     )
 
 

@@ -510,9 +510,14 @@ def build_one(recipe: Recipe, args, photos) -> dict:
 
     pixels = calibration_set(photos, args.size, args.samples, args.seed)
     calibration = to_model_range(pixels, recipe.pixel_range)
+    weights_source = "Keras ImageNet weights (keras.applications)"
     if not pretrained:
         norms = reestimate_batchnorm(model, calibration)
         say(f"{recipe.name}: BatchNorm statistics of {norms} layers re-estimated on {len(pixels)} photos")
+        weights_source = (
+            f"random (seed {args.seed}), BatchNorm statistics re-estimated on {len(pixels)} calibration "
+            f"samples of {len(photos)} photos"
+        )
     say(f"{recipe.name}: converting to full-integer int8 ({len(calibration)} calibration samples)")
     flatbuffer = convert(model, calibration.astype(np.float32))
 
@@ -530,14 +535,23 @@ def build_one(recipe: Recipe, args, photos) -> dict:
         "classes": args.classes,
         "weights": "imagenet" if pretrained else "random",
         "latency_only": not pretrained,
+        "weights_source": weights_source,
         "ops": ops,
         "build_s": round(time.perf_counter() - started, 1),
+        "tensorflow": tf_version(),
+        "keras": keras.__version__,
     }
     say(
         f"{recipe.name}: wrote {path} ({len(flatbuffer):,} bytes, {sum(ops.values())} ops) "
         f"in {record['build_s']} s" + ("" if pretrained else "; latency only: random weights")
     )
     return record
+
+
+def tf_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__
 
 
 def say(message: str) -> None:

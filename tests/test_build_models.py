@@ -79,6 +79,9 @@ def test_record_names_the_file_and_counts_timm_parameters(build, built_file):
     assert [p.name for p in out.iterdir()] == [built_file.name]  # writes nothing else in --out
     data = built_file.read_bytes()
     assert (record["size"], record["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+    # what edgenet models build records as the build's provenance
+    assert record["tensorflow"].startswith("2.") and record["keras"].startswith("3.")
+    assert record["weights_source"].startswith("random (seed 0), BatchNorm statistics re-estimated on 24")
 
 
 def test_edgenet_runs_it_with_uint8_io_and_xnnpack_takes_it_whole(built_file, images):

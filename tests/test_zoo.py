@@ -150,8 +150,9 @@ def test_no_network_and_no_mirror_says_how_to_get_the_file(tmp_path, monkeypatch
 def test_built_models_have_no_upstream_and_say_so(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGENET_MODEL_MIRROR", "")
     monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
-    with pytest.raises(ModelError, match="build_models.py"):
+    with pytest.raises(ModelError, match="edgenet models build v4-conv-small") as caught:
         zoo.pull(zoo.get_spec("v4-conv-small").artifact)
+    assert "make build-venv" in str(caught.value) and "copy it to" not in str(caught.value)
 
 
 def test_resolve_path_and_name(model_file):
@@ -253,3 +254,124 @@ def test_a_model_file_named_anything_is_a_path(tmp_path, model_file):
     plain = tmp_path / "model.bin"
     plain.write_bytes(odd.read_bytes())
     assert zoo.resolve(str(plain)).path == plain
+
+
+# -- local builds (edgenet models build): the registry vouches for a file no catalog checksum knows ----------
+
+
+def _register_local_build(
+    home, model_file, name="v4-conv-small", source="mobilenet_v1_0.25_128_quant.tflite"
+):
+    """Put real model bytes in the cache place of `name` and register them as its local build, as `models
+    build` does after the script (tests/test_models_build.py runs the script itself)."""
+    from edgenet import local_builds
+
+    spec = zoo.get_spec(name)
+    target = home / "models" / spec.artifact.file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(model_file(source).read_bytes())
+    build = local_builds.LocalBuild(
+        name=name,
+        file=spec.artifact.file,
+        sha256=hashlib.sha256(target.read_bytes()).hexdigest(),
+        size=target.stat().st_size,
+        input=128,
+        classes=1001,
+        weights="random",
+        weights_source="random (seed 0)",
+        latency_only=True,
+        built="2026-11-30T10:00:00Z",
+        script="scripts/build_models.py",
+        arguments=("v4-conv-small", "--size", "128"),
+        tensorflow="2.21.0",
+        python=".venv-build/bin/python",
+    )
+    local_builds.register(target.parent, build)
+    return target, build
+
+
+def test_a_registered_local_build_is_used_without_a_mirror(tmp_path, monkeypatch, model_file):
+    home = tmp_path / "home"
+    monkeypatch.setenv("EDGENET_HOME", str(home))
+    monkeypatch.setenv("EDGENET_MODEL_MIRROR", "")
+    target, build = _register_local_build(home, model_file)
+    artifact = zoo.get_spec("v4-conv-small").artifact
+    assert zoo.check_integrity(target, artifact) is not None  # the catalog's checksum does not know it
+    assert zoo.is_present(artifact) and zoo.verify(artifact) is None
+    resolved = zoo.resolve("v4-conv-small")
+    assert resolved.path == target
+    assert (resolved.spec.input, resolved.spec.classes, resolved.spec.latency_only) == (128, 1001, True)
+    assert resolved.spec.built == build and resolved.spec.to_dict()["local_build"]["tensorflow"] == "2.21.0"
+    pulled = zoo.obtain(artifact)
+    assert (pulled.origin, pulled.build) == ("local build", build)
+    # the registry is on disk: a new process reads the same entry
+    assert zoo.local_build(artifact) == build
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted(
+        [".local-builds.lock", "local-builds.json", artifact.file]
+    )
+
+
+def test_a_changed_local_build_is_refused_in_one_line(tmp_path, monkeypatch, model_file):
+    home = tmp_path / "home"
+    monkeypatch.setenv("EDGENET_HOME", str(home))
+    monkeypatch.setenv("EDGENET_MODEL_MIRROR", "")
+    target, _ = _register_local_build(home, model_file)
+    _rot(target, 100_000)
+    with pytest.raises(ModelError, match="is damaged") as caught:
+        zoo.resolve("v4-conv-small")
+    message = str(caught.value)
+    assert "\n" not in message and "its local build has" in message
+    assert "edgenet models build v4-conv-small" in message
+    assert "its local build has" in zoo.verify(zoo.get_spec("v4-conv-small").artifact)
+
+
+def test_the_published_file_replaces_a_local_build_and_its_entry(tmp_path, monkeypatch, model_file):
+    home = tmp_path / "home"
+    monkeypatch.setenv("EDGENET_HOME", str(home))
+    target, _ = _register_local_build(home, model_file)
+    artifact = zoo.get_spec("v4-conv-small").artifact
+    assert zoo.pull(artifact) == target and zoo.local_build(artifact) is not None  # the build is kept
+    pulled = zoo.obtain(artifact, force=True)  # the mirror's copy, checked against the catalog
+    assert pulled.origin == "mirror" and pulled.build is None
+    assert zoo.check_integrity(target, artifact) is None
+    assert zoo.local_build(artifact) is None and zoo.resolve("v4-conv-small").spec.built is None
+
+
+def test_an_unreadable_registry_vouches_for_nothing(tmp_path, monkeypatch, model_file):
+    from edgenet import local_builds
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("EDGENET_HOME", str(home))
+    monkeypatch.setenv("EDGENET_MODEL_MIRROR", "")
+    target, build = _register_local_build(home, model_file)
+    registry = home / "models" / "local-builds.json"
+    registry.write_text('{"builds": {"' + build.file + '": {"sha256": 12}}')
+    with pytest.raises(ModelError, match="edgenet models build v4-conv-small"):
+        zoo.resolve("v4-conv-small")
+    registry.write_bytes(b"\xff\x00 not json")
+    assert zoo.verify(zoo.get_spec("v4-conv-small").artifact) is not None
+    local_builds.register(home / "models", build)  # a new build writes a good registry over the bad one
+    assert zoo.resolve("v4-conv-small").path == target
+
+
+def test_registry_updates_from_two_threads_keep_both_entries(tmp_path, model_file):
+    from dataclasses import replace
+
+    from edgenet import local_builds
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    _, build = _register_local_build(tmp_path, model_file)
+
+    def register_many(prefix: str) -> None:
+        for i in range(15):
+            local_builds.register(folder, replace(build, file=f"{prefix}{i}.tflite", name=prefix))
+
+    threads = [threading.Thread(target=register_many, args=(p,)) for p in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    files = set(local_builds.read_registry(folder))
+    assert files == {build.file} | {f"{p}{i}.tflite" for p in "ab" for i in range(15)}
+    assert not [p for p in folder.iterdir() if p.name.startswith(".local-builds-")]  # no scratch left

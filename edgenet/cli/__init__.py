@@ -17,7 +17,15 @@ from edgenet.cli.classify import classify
 from edgenet.cli.detect import detect
 from edgenet.cli.evaluate import evaluate
 from edgenet.cli.learn import learn
-from edgenet.cli.models import models_info, models_list, models_path, models_pull, models_verify, samples
+from edgenet.cli.models import (
+    models_build,
+    models_info,
+    models_list,
+    models_path,
+    models_pull,
+    models_verify,
+    samples,
+)
 from edgenet.cli.system import devices, doctor
 from edgenet.errors import EXIT_INTERNAL
 
@@ -57,7 +65,7 @@ app = typer.Typer(
     context_settings=SETTINGS,
 )
 models_app = typer.Typer(
-    help="The model zoo: list, pull, verify, inspect.", no_args_is_help=True, context_settings=SETTINGS
+    help="The model zoo: list, pull, verify, inspect, build.", no_args_is_help=True, context_settings=SETTINGS
 )
 app.add_typer(models_app, name="models")
 
@@ -92,6 +100,7 @@ models_app.command("pull")(models_pull)
 models_app.command("path")(models_path)
 models_app.command("verify")(models_verify)
 models_app.command("info")(models_info)
+models_app.command("build")(models_build)
 
 
 def _usage_line(problem) -> str:
