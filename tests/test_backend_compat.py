@@ -2,23 +2,29 @@
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 
 import pytest
 from conftest import ROOT
 
-COMPAT = ROOT / ".venv-tflite" / "bin" / "edgenet"
+COMPAT = ROOT / ".venv-tflite" / "bin" / "python"
+COMPAT_PYTHON = os.environ.get("COMPAT_PYTHON", "python3.11")  # as in the Makefile
 
 
 def compat(*args):
     if not COMPAT.exists():
+        if shutil.which(COMPAT_PYTHON) is None:
+            pytest.skip(f"tflite-runtime 2.14 needs Python <= 3.11 and {COMPAT_PYTHON} is not installed here")
         pytest.fail(
             "the tflite-runtime environment is missing: run `make compat-venv` (make test does)",
             pytrace=False,
         )
     env = dict(os.environ, EDGENET_BACKEND="tflite_runtime")
+    # `-m` from the checkout: this tree's edgenet, whichever checkout the environment was installed from
     return subprocess.run(
-        [str(COMPAT), *args], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT
+        [str(COMPAT), "-m", "edgenet", *args], capture_output=True, text=True, env=env, timeout=300, cwd=ROOT
     )
 
 
@@ -50,3 +56,36 @@ def test_a_backend_that_cannot_be_imported_is_one_line(cli, images):
     run = cli("classify", str(images / "cat.bmp"), env={"EDGENET_BACKEND": "tensorflow"})
     assert run.returncode == 4 and "Traceback" not in run.stderr
     assert "no TFLite backend could be imported" in run.stderr and "pip install" in run.stderr
+
+
+def resolve(machine: str, python: str = "3.11", system_site: tuple[str, ...] = ()) -> dict[str, str]:
+    """What pip on the board would install (scripts/arm64/resolve.py: a dry run against the package index)."""
+    args = [sys.executable, str(ROOT / "scripts" / "arm64" / "resolve.py"), machine, "--python", python]
+    args += [f"--system-site={spec}" for spec in system_site]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["environment"]["platform_machine"] == machine  # pip evaluated the board's markers
+    return report["install"]
+
+
+def test_32_bit_pi_os_resolves_to_tflite_runtime_and_numpy_1():
+    # Pi OS bookworm armhf, Python 3.11: numpy 1.24.2 from apt (python3-numpy); PyPI has no armv7l numpy
+    picked = resolve("armv7l", "3.11", ("numpy==1.24.2",))
+    assert picked["tflite-runtime"].startswith("2.14.")
+    assert "ai-edge-litert" not in picked and "opencv-python-headless" not in picked
+    assert "numpy" not in picked  # the system's numpy 1.x is kept: tflite-runtime needs numpy < 2
+    assert {"edgenet", "typer", "rich", "paho-mqtt"} <= set(picked)
+
+
+def test_64_bit_pi_os_resolves_to_ai_edge_litert():
+    picked = resolve("aarch64", "3.11")
+    assert "ai-edge-litert" in picked and "tflite-runtime" not in picked
+    assert {"numpy", "opencv-python-headless", "edgenet"} <= set(picked)
+
+
+def test_32_bit_arm_on_python_3_13_installs_without_a_runtime():
+    # Pi OS trixie armhf: tflite-runtime stops at Python 3.11 and ai-edge-litert has no 32-bit ARM wheel
+    picked = resolve("armv7l", "3.13", ("numpy==2.2.4",))
+    assert "edgenet" in picked
+    assert "tflite-runtime" not in picked and "ai-edge-litert" not in picked

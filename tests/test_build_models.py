@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,8 +23,29 @@ V4_CONV_SMALL_TIMM_PARAMS = 3_774_024  # timm's mobilenetv4_conv_small at 1000 c
 REFERENCE = "built/mobilenetv4_conv_small_224_int8_random.tflite"
 
 
+def tensorflow_has_a_wheel_here() -> bool:
+    """Whether pip finds a TensorFlow wheel for this machine and Python (from the index metadata, without
+    downloading it): none for 32-bit ARM, nor for a Python newer than TensorFlow supports."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--only-binary=:all:", "--quiet"]
+        + ["-r", str(ROOT / "requirements-build.txt")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0 and "No matching distribution" not in done.stderr:
+        reason = done.stderr.strip()[-300:]
+        pytest.fail(f"pip could not check for a TensorFlow wheel: {reason}", pytrace=False)
+    return done.returncode == 0
+
+
 def run_build(*args: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     if not BUILD_PYTHON.exists():
+        if not tensorflow_has_a_wheel_here():
+            pytest.skip(
+                f"TensorFlow has no wheel for {platform.machine()} / Python {platform.python_version()}: "
+                "the model build needs it (make build-venv skips it too)"
+            )
         pytest.fail(
             f"the build environment {BUILD_PYTHON.parent.parent} is missing: create it with make build-venv "
             "(python3 -m venv .venv-build && .venv-build/bin/pip install -r requirements-build.txt)",
