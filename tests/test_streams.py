@@ -475,8 +475,9 @@ def test_cli_max_frames_and_videos_as_plain_inputs(cli, clip, photos):
     assert " frames, " not in done.stderr  # --quiet: no summary
 
 
-def test_cli_duration_counts_from_the_end_of_the_warm_up(cli, clip):
-    """The interpreter warms for 0.2 s before capture; a --duration shorter than that still streams."""
+def test_cli_duration_counts_from_the_first_frame(cli, clip):
+    """The interpreter warms for 0.2 s before capture, and a loaded machine may be slow to deliver the first
+    frame: --duration counts from that frame, so a duration shorter than both still streams."""
     done = cli(
         "classify", "--video", str(clip), "--duration", "0.1", "--model", "v1-0.25-128", "--format", "jsonl"
     )

@@ -54,7 +54,7 @@ class Result:
 @dataclass(frozen=True)
 class Limits:
     max_frames: int | None = None  # stop after this many records
-    duration: float | None = None  # stop after this many seconds (counted from the end of the warm-up)
+    duration: float | None = None  # stop after this many seconds, counted from the first frame
     warm_up: bool = False  # streams: warm the interpreter before capture starts
 
 
@@ -155,10 +155,11 @@ class Loop:
         try:
             if self.limits.warm_up:  # before capture starts: a live camera drops nothing meanwhile
                 summary.warmup_ms = warm_up(self.task)
-            if self.limits.duration is not None:
-                self._deadline = time.monotonic() + self.limits.duration
             self.sinks.start(summary)
             for item in prefetch.items(self.should_stop):
+                if self._deadline is None and self.limits.duration is not None:
+                    # from the first frame: neither the warm-up nor a slow camera start eats the duration
+                    self._deadline = time.monotonic() + self.limits.duration
                 if not writer.put(self.infer(item), give_up=lambda: bool(self.stop)):
                     break  # asked to stop while the output is not being read
                 taken += 1
