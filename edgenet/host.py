@@ -153,6 +153,14 @@ def load_average() -> float | None:
         return None
 
 
+def is_32bit_arm() -> bool:
+    """32-bit Raspberry Pi OS and the like: armv6l/armv7l/armv8l, or a 64-bit kernel under a 32-bit Python."""
+    import sys
+
+    machine = platform.machine().lower()
+    return machine in ("armv6l", "armv7l", "armv8l") or (machine == "aarch64" and sys.maxsize < 2**32)
+
+
 def page_size() -> int:
     return os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 

@@ -68,9 +68,27 @@ _OPENCV_LOG = re.compile(
 
 
 def _cv2():
-    import cv2
+    """OpenCV, imported once it is needed; a one-line error saying how to get it where it is missing. Its
+    own and FFmpeg's log lines stay quiet (each failure is an error record or a one-line error already; set
+    OPENCV_LOG_LEVEL / OPENCV_FFMPEG_LOGLEVEL yourself to see them)."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    try:
+        import cv2
+    except ImportError as exc:
+        from edgenet.errors import DeviceError
+        from edgenet.host import is_32bit_arm
 
+        hint = (
+            "sudo apt install python3-opencv and create the venv with --system-site-packages (docs/boards.md)"
+            if is_32bit_arm()
+            else "pip install opencv-python-headless"
+        )
+        raise DeviceError(f"OpenCV cannot be imported ({one_line(exc, 120)}): {hint}") from None
     return cv2
+
+
+opencv = _cv2  # for the other modules that need OpenCV: sources, cameras, the capture thread
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,10 @@ def load_backend(preferred: str | None = None) -> Backend:
 
 
 def _install_hint(preferred: str | None) -> str:
+    from edgenet.host import is_32bit_arm
+
+    if is_32bit_arm() and preferred in (None, "tflite_runtime"):
+        return _arm32_hint()
     if preferred == "tflite_runtime":
         return (
             "pip install 'tflite-runtime==2.14.*' 'numpy<2' (Python <= 3.11), or unset EDGENET_BACKEND "
@@ -77,6 +81,26 @@ def _install_hint(preferred: str | None) -> str:
         "pip install ai-edge-litert (or, on 32-bit Arm, 'tflite-runtime==2.14.*' 'numpy<2' with "
         "Python <= 3.11)"
     )
+
+
+def _arm32_hint() -> str:
+    """32-bit ARM: ai-edge-litert has no wheel; tflite-runtime has armv7l wheels up to Python 3.11."""
+    import platform
+
+    machine = platform.machine()
+    python = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if machine == "armv6l":
+        return (
+            "tflite-runtime has no armv6l wheel (Pi Zero, Pi 1): use a Pi with a 64-bit OS, or build "
+            "tflite-runtime yourself; see docs/boards.md"
+        )
+    if sys.version_info >= (3, 12):
+        return (
+            f"no TFLite runtime for 32-bit ARM ({machine}) on Python {python}: ai-edge-litert has no 32-bit "
+            "ARM wheel and tflite-runtime stops at Python 3.11; install the 64-bit Raspberry Pi OS, or use "
+            "Python 3.11 (32-bit Pi OS bookworm); see docs/boards.md"
+        )
+    return f"pip install 'tflite-runtime==2.14.*' 'numpy<2' (32-bit ARM, {machine}; see docs/boards.md)"
 
 
 def _import_backend(name: str) -> Backend:

@@ -81,14 +81,9 @@ def image_frames(
 
 
 def _cv2():
-    # OpenCV's and FFmpeg's own log lines ("[mjpeg @ 0x...] overread 8", "moov atom not found") would sit
-    # between our records on stderr: each failure is our error record or one-line error already. Set these
-    # variables yourself to see them. (OpenCV's own AVI reader prints a few lines straight to stderr.)
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-    import cv2
+    from edgenet.imaging import opencv
 
-    return cv2
+    return opencv()
 
 
 def _ms_since(started_ns: int) -> float:

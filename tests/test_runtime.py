@@ -166,3 +166,25 @@ def test_builtin_fallback_runs_one_thread_unless_told(model_file, monkeypatch):
     assert told.engine.threads == 2 and any("try --threads 1" in w for w in told.warnings)
     fast = open_model(str(model_file("mobilenet_v1_0.25_128_quant.tflite")))
     assert fast.engine.threads == 3 and fast.placement.kind == "xnnpack"
+
+
+@pytest.mark.parametrize(
+    ("machine", "version", "words"),
+    [
+        ("armv7l", (3, 11), "pip install 'tflite-runtime==2.14.*' 'numpy<2'"),
+        ("armv7l", (3, 13), "install the 64-bit Raspberry Pi OS, or use Python 3.11"),
+        ("armv6l", (3, 11), "no armv6l wheel"),
+        ("x86_64", (3, 13), "pip install ai-edge-litert"),
+    ],
+)
+def test_no_backend_hint_fits_the_board(monkeypatch, machine, version, words):
+    """What to install when no TFLite backend imports depends on the board: 32-bit Pi OS has no
+    ai-edge-litert, and tflite-runtime stops at Python 3.11 (docs/boards.md)."""
+    import platform
+    import sys
+
+    from edgenet import runtime
+
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    monkeypatch.setattr(sys, "version_info", (*version, 0, "final", 0))
+    assert words in runtime._install_hint(None)

@@ -130,8 +130,9 @@ class Prefetcher:
         while waiting: a read that hangs, e.g. on a stale network mount, cannot keep a stop from ending
         the run)."""
         if self._opencv_threads is not None:
-            import cv2
+            from edgenet.imaging import opencv
 
+            cv2 = opencv()
             self._opencv_before = cv2.getNumThreads()
             cv2.setNumThreads(self._opencv_threads)
         self._thread.start()
@@ -156,7 +157,7 @@ class Prefetcher:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
         if self._opencv_before is not None:
-            import cv2
+            from edgenet.imaging import opencv
 
-            cv2.setNumThreads(self._opencv_before)
+            opencv().setNumThreads(self._opencv_before)
             self._opencv_before = None
