@@ -72,6 +72,8 @@ def classify(
     reconnect: int = shared.reconnect_option(),
     interval: float | None = shared.interval_option(),
     state: str | None = shared.state_option(),
+    watch: bool = shared.watch_option(),
+    settle: float = shared.settle_option(),
     wait: bool = shared.wait_option(),
     prom_textfile: str | None = shared.prom_textfile_option(),
     prom_every: float = shared.prom_every_option(),
@@ -114,6 +116,8 @@ def classify(
             fast_decode=fast_decode,
             max_pixels=max_pixels,
             interval=interval,
+            watch=watch,
+            settle=settle,
         ),
         output=OutputOptions(
             format=for_stdout(fmt, RecordFormat.table, RecordFormat.jsonl, output), output=output, quiet=quiet

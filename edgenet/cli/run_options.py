@@ -19,6 +19,26 @@ def max_pixels_option():
     )
 
 
+def watch_option():
+    return typer.Option(
+        False,
+        "--watch",
+        help="Go on with each new image in the folders as it finishes arriving, until stopped.",
+        rich_help_panel=UNATTENDED,
+    )
+
+
+def settle_option():
+    return typer.Option(
+        1.0,
+        "--settle",
+        min=0.0,
+        metavar="S",
+        help="--watch: a file unchanged for S seconds has finished arriving.",
+        rich_help_panel=UNATTENDED,
+    )
+
+
 def roi_option():
     return typer.Option(
         None,

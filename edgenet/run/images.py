@@ -48,10 +48,26 @@ def _found(job, quiet: bool):
     return paths, list(found.failures)
 
 
+class _chained:
+    """Error frames first, then the images (a FolderWatch's `interrupt()` passed on)."""
+
+    def __init__(self, first, then):
+        self.first, self.then = first, then
+
+    def __iter__(self):
+        yield from self.first
+        yield from self.then
+
+    def interrupt(self) -> None:
+        interrupt = getattr(self.then, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
+
+
 def run_images(job, stop, held) -> int:
     quiet = job.output.quiet
     paths, failures = _found(job, quiet)
-    if not paths and not failures:  # an empty inbox is normal for a cron job: nothing to do is not a failure
+    if not paths and not failures and not job.inputs.watch:  # an empty inbox is normal: nothing to do
         return 0
     seen, poisoned = None, []
     if job.unattended.state:
@@ -73,7 +89,7 @@ def run_images(job, stop, held) -> int:
         poisoned = [(path, POISONED_ERROR) for path in seen.poisoned()]
         found = len(paths)
         paths = [path for path in paths if seen.is_new(path)]
-        if not paths and not failures and not poisoned:
+        if not paths and not failures and not poisoned and not job.inputs.watch:
             if not quiet:
                 say(
                     f"nothing new: all {plural(found, 'image')} already have records "
@@ -101,7 +117,7 @@ def _classify(job, model, paths: list[str], failures: list, poisoned: list, seen
             data,
             StateSink(seen, skip={source for source, _ in failures}) if seen is not None else None,
             summary,
-            ProgressSink.wanted(total, job.output.quiet, job.verb),
+            None if job.inputs.watch else ProgressSink.wanted(total, job.output.quiet, job.verb),
             *reporter_sinks(job, model),
         ]
     )
@@ -109,14 +125,22 @@ def _classify(job, model, paths: list[str], failures: list, poisoned: list, seen
     resize = getattr(task, "resize", None)
     min_short = decode_target(task.engine.input, resize) if job.inputs.fast_decode and resize else None
     first = len(failures) + len(poisoned)
-    images = image_frames(
-        paths,
-        start_index=first,
-        min_short=min_short,
-        max_pixels=job.inputs.pixel_cap,
-        before_read=seen.begin if seen is not None else None,
-        after_read=seen.decoded if seen is not None else None,
-    )
-    frames = chain(_failure_frames(failures), _failure_frames(poisoned, len(failures)), images)
+    hooks = {
+        "max_pixels": job.inputs.pixel_cap,
+        "before_read": seen.begin if seen is not None else None,
+        "after_read": seen.decoded if seen is not None else None,
+    }
+    if job.inputs.watch:
+        from edgenet.watch import FolderWatch
+
+        is_new = seen.is_new if seen else None
+        watch = FolderWatch(list(job.inputs.paths), paths, is_new=is_new, settle=job.inputs.settle, **hooks)
+        watch.start_index = first
+        if not job.output.quiet:
+            say(f"watching {', '.join(job.inputs.paths)} for new images (Ctrl-C or SIGTERM stops)")
+        images = watch
+    else:
+        images = image_frames(paths, start_index=first, min_short=min_short, **hooks)
+    frames = _chained(chain(_failure_frames(failures), _failure_frames(poisoned, len(failures))), images)
     outcome = Loop(model, sinks, live=False, stop=stop, watchers=job.watchers).run(frames, summary)
     return finish(job, model, outcome, noun="image", stream=False)

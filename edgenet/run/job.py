@@ -36,6 +36,8 @@ class InputOptions:
     fast_decode: bool = False
     max_pixels: int | None = None  # the largest image decoded (None: edgenet.imaging's default, 0: no cap)
     interval: float | None = None  # a live camera: seconds between snapshots (None: every frame it gives)
+    watch: bool = False  # folders: go on with each new image as it finishes arriving, until stopped
+    settle: float = 1.0  # --watch: a file unchanged this many seconds has finished arriving
 
     @property
     def pixel_cap(self) -> int | None:
@@ -77,6 +79,8 @@ class InputOptions:
                 "--max-frames, --duration, --every, --width, --height and --fps apply to "
                 "--camera and --video (or video files given as inputs)"
             )
+        if self.watch and (self.streaming or not self.paths or not all(os.path.isdir(p) for p in self.paths)):
+            raise UsageError("--watch takes folders (and goes on with each new image in them): give folders")
         if self.interval is not None and (not self.camera or not self.interval > 0):
             raise UsageError(
                 "--interval S takes snapshots of a live camera every S seconds: use it with --camera"

@@ -1,0 +1,124 @@
+"""Watching folders (`--watch`): the images already there that have no record yet, then each new image once
+it has finished arriving, for as long as the run lasts (a service rather than a cron timer).
+
+Change notifications come from inotify through watchfiles. A file is taken when its size and mtime have not
+moved for `settle` seconds, so a photo still being copied (scp, a camera's FTP upload) is read whole, once.
+With --state the same incremental state (and lock) as cron runs decides what is new; without, the files seen
+in this run. Only the capture thread runs this; `interrupt()` (any thread) ends it promptly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+from edgenet.errors import DeviceError
+from edgenet.imaging import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
+
+SETTLE_S = 1.0  # a file unchanged this long has finished arriving
+POLL_S = 0.25  # how often files still settling are looked at again
+
+
+def file_state(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_size, info.st_mtime_ns) if info.st_size > 0 else None
+
+
+class FolderWatch:
+    """Frames (edgenet.sources.Frame) of the images in `folders`: the backlog, then each new one."""
+
+    def __init__(
+        self,
+        folders: list[str],
+        backlog: list[str],
+        *,
+        is_new=None,
+        settle: float = SETTLE_S,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        before_read=None,
+        after_read=None,
+    ):
+        self.folders = [os.path.abspath(f) for f in folders]
+        self.backlog = list(backlog)
+        self.is_new = is_new  # SeenState.is_new, or None: new means not read in this run
+        self.settle = settle
+        self.max_pixels = max_pixels
+        self.before_read, self.after_read = before_read, after_read
+        self._stop = threading.Event()
+        self._read: dict[str, tuple[int, int]] = {}  # path -> (size, mtime_ns) read in this run
+        self._settling: dict[str, tuple[tuple[int, int], float]] = {}  # path -> (state, since when)
+        self.start_index = 0  # frames are numbered on from here (after the run's error records)
+
+    def interrupt(self) -> None:
+        self._stop.set()
+
+    def _wanted(self, path: str) -> bool:
+        if not path.lower().endswith(IMAGE_EXTENSIONS) or os.path.basename(path).startswith("."):
+            return False  # not an image, or a temporary file (rsync's .name.XXXXXX)
+        state = file_state(path)
+        if state is None or self._read.get(path) == state:
+            return False
+        return self.is_new(path) if self.is_new is not None else True
+
+    def _frames(self, paths: list[str]) -> Iterator:
+        from edgenet.sources import image_frames
+
+        for frame in image_frames(
+            paths,
+            start_index=self.start_index,
+            max_pixels=self.max_pixels,
+            before_read=self.before_read,
+            after_read=self.after_read,
+        ):
+            self.start_index += 1
+            if frame.file_key is not None:
+                self._read[frame.source] = frame.file_key
+            yield frame
+
+    def _settled(self) -> list[str]:
+        """The settling files whose size and mtime have not moved for `settle` seconds, in name order."""
+        now = time.monotonic()
+        ready = []
+        for path, (state, since) in list(self._settling.items()):
+            current = file_state(path)
+            if current is None:
+                del self._settling[path]  # gone, or emptied again
+            elif current != state:
+                self._settling[path] = (current, now)
+            elif now - since >= self.settle:
+                del self._settling[path]
+                ready.append(path)
+        return sorted(ready)
+
+    def __iter__(self) -> Iterator:
+        try:
+            from watchfiles import Change, watch
+        except ImportError:
+            raise DeviceError(
+                "--watch needs watchfiles: pip install watchfiles (it has wheels for x86-64 and ARM)"
+            ) from None
+        yield from self._frames(self.backlog)
+        wanted = {Change.added, Change.modified}
+        changes = watch(
+            *self.folders,
+            debounce=int(POLL_S * 1000),
+            step=50,
+            stop_event=self._stop,
+            rust_timeout=int(POLL_S * 1000),
+            yield_on_timeout=True,
+            raise_interrupt=False,
+            ignore_permission_denied=True,
+        )
+        for batch in changes:
+            if self._stop.is_set():
+                return
+            for change, path in batch:
+                if change in wanted and self._wanted(path):
+                    self._settling.setdefault(path, (file_state(path), time.monotonic()))
+            ready = [path for path in self._settled() if self._wanted(path)]
+            yield from self._frames(ready)
