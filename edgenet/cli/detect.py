@@ -27,6 +27,34 @@ def _names(text: str | None) -> tuple[str, ...]:
     return tuple(name.strip() for name in (text or "").split(",") if name.strip())
 
 
+def _task(request, roi, threshold, classes, max_detections, classify_crops, crop_classes, top_k):
+    """The detect task's options; the crops' classifier runs where the detector runs."""
+    from dataclasses import replace
+
+    from edgenet.tasks.detection import DetectOptions
+    from edgenet.tasks.regions import parse_named_regions
+
+    crops = None
+    if classify_crops:
+        crops = replace(
+            request,
+            model=classify_crops,
+            labels=None,
+            input_range=None,
+            delegate_lib=None,
+            delegate_options=(),
+        )
+    return DetectOptions(
+        regions=parse_named_regions(roi),
+        threshold=threshold,
+        classes=_names(classes),
+        max_detections=max_detections,
+        crops=crops,
+        crop_classes=_names(crop_classes),
+        crop_top_k=top_k,
+    )
+
+
 @handles_errors
 def detect(
     inputs: list[str] = shared.inputs_argument(),
@@ -122,29 +150,14 @@ def detect(
     Boxes are in pixels of the original frame. jsonl/csv go to stdout (or --output); tables, live views and
     summaries to stderr.
     """
-    from edgenet.model import ModelRequest
     from edgenet.run.job import Job, OutputOptions, run_job
-    from edgenet.tasks.detection import DetectOptions
-    from edgenet.tasks.regions import parse_named_regions
 
     request = model_request(
         model, labels, threads, delegate, device, delegate_lib, delegate_option, input_range
     )
-    crops = None
-    if classify_crops:
-        crops = ModelRequest(model=classify_crops, threads=request.threads, delegate=delegate, device=device)
-    task = DetectOptions(
-        regions=parse_named_regions(roi),
-        threshold=threshold,
-        classes=_names(classes),
-        max_detections=max_detections,
-        crops=crops,
-        crop_classes=_names(crop_classes),
-        crop_top_k=top_k,
-    )
     job = Job(
         model=request,
-        task=task,
+        task=_task(request, roi, threshold, classes, max_detections, classify_crops, crop_classes, top_k),
         inputs=shared.inputs_from(
             inputs,
             camera,
