@@ -23,6 +23,13 @@ from edgenet.cli.common import (
     resize_option,
     threads_option,
 )
+from edgenet.cli.keeping import (
+    annotate_option,
+    keep_options,
+    save_max_mb_option,
+    save_option,
+    save_when_option,
+)
 
 
 @handles_errors
@@ -168,6 +175,10 @@ def classify(
     mqtt_on_change: bool = typer.Option(
         False, "--mqtt-on-change", help="Publish when the top-1 changes.", rich_help_panel=UNATTENDED
     ),
+    annotate: str | None = annotate_option(),
+    save: str | None = save_option(),
+    save_when: list[str] | None = save_when_option(),
+    save_max_mb: float | None = save_max_mb_option(),
 ):
     """Classify images, video files or a live camera; one record per image or frame.
 
@@ -213,5 +224,6 @@ def classify(
                 mqtt, mqtt_topic, mqtt_user, mqtt_password, mqtt_tls, mqtt_ca, mqtt_every, mqtt_on_change
             ),
         ),
+        keep=keep_options(annotate, save, save_when, save_max_mb),
     )
     raise typer.Exit(run_job(job))

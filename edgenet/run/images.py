@@ -6,6 +6,7 @@ from __future__ import annotations
 from edgenet.choices import RecordFormat
 from edgenet.console import say
 from edgenet.run.common import finish, open_for_job, reporter_sinks
+from edgenet.run.keep import keep_sinks
 from edgenet.run.loop import Loop
 from edgenet.run.summary import RunSummary, plural
 
@@ -52,13 +53,16 @@ def _classify(job, model, paths: list[str], seen, stop) -> int:
 
     summary = RunSummary()
     data = open_record_sink(RecordFormat(job.output.format), job.output.output)
+    kept = keep_sinks(job.keep, model, inputs=job.inputs, quiet=job.output.quiet, stop=stop)
     sinks = Sinks(
         [
+            *kept.before,
             data,
             StateSink(seen) if seen is not None else None,
             summary,
             ProgressSink.wanted(len(paths), job.output.quiet, job.verb),
             *reporter_sinks(job, model),
+            *kept.after,
         ]
     )
     task = model.task

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from edgenet.choices import RecordFormat
 from edgenet.errors import UsageError
 from edgenet.model import ClassifyOptions, ModelRequest
+from edgenet.run.keep import KeepOptions
 from edgenet.run.stop import StopSignals
 
 
@@ -121,11 +122,13 @@ class Job:
     inputs: InputOptions = field(default_factory=InputOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
     unattended: UnattendedOptions = field(default_factory=UnattendedOptions)
+    keep: KeepOptions = field(default_factory=KeepOptions)  # --annotate, --save, --serve
     verb: str = "classifying"
 
     def check(self) -> None:
         self.inputs.check()
         self.unattended.check()
+        self.keep.check(self.inputs.streaming)
         if self.inputs.streaming:
             if self.unattended.state:
                 raise UsageError("--state keeps track of image files; streams have no state to keep")
