@@ -104,6 +104,8 @@ def test_usage_errors_exit_2(cli, images, tmp_path):
         (["--save-when", "change"], "go with --save DIR"),
         (["--save", str(tmp_path), "--save-when", "sometimes"], "label:NAME[>=SCORE]"),
         (["--save", str(tmp_path), "--save-when", "change", "--save-max-mb", "0"], "above 0"),
+        (["--serve", "nowhere"], "--serve nowhere"),
+        (["--serve-token", "x"], "go with --serve"),
     ]:
         run = cli("classify", str(images / "owl.jpg"), *args)
         assert run.returncode == 2 and words in run.stderr, (args, run.stderr)

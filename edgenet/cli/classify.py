@@ -29,6 +29,10 @@ from edgenet.cli.keeping import (
     save_max_mb_option,
     save_option,
     save_when_option,
+    serve_fps_option,
+    serve_linger_option,
+    serve_option,
+    serve_token_option,
 )
 
 
@@ -179,6 +183,10 @@ def classify(
     save: str | None = save_option(),
     save_when: list[str] | None = save_when_option(),
     save_max_mb: float | None = save_max_mb_option(),
+    serve: str | None = serve_option(),
+    serve_fps: float = serve_fps_option(),
+    serve_token: str | None = serve_token_option(),
+    serve_linger: float = serve_linger_option(),
 ):
     """Classify images, video files or a live camera; one record per image or frame.
 
@@ -224,6 +232,8 @@ def classify(
                 mqtt, mqtt_topic, mqtt_user, mqtt_password, mqtt_tls, mqtt_ca, mqtt_every, mqtt_on_change
             ),
         ),
-        keep=keep_options(annotate, save, save_when, save_max_mb),
+        keep=keep_options(
+            annotate, save, save_when, save_max_mb, serve, serve_fps, serve_token, serve_linger
+        ),
     )
     raise typer.Exit(run_job(job))

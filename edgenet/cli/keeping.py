@@ -1,8 +1,9 @@
-"""The options of seeing and keeping (annotated output, evidence), for every command that
+"""The options of seeing and keeping (annotated output, evidence, the live preview), for every command that
 runs frames (classify, detect): one factory per option, and `keep_options` to make the run's KeepOptions.
 
     annotate: str | None = annotate_option(), save: str | None = save_option(), ...
-    job = Job(..., keep=keep_options(annotate, save, save_when, save_max_mb))
+    job = Job(..., keep=keep_options(annotate, save, save_when, save_max_mb, serve, serve_fps, serve_token,
+                                     serve_linger))
 """
 
 from __future__ import annotations
@@ -53,11 +54,59 @@ def save_max_mb_option():
     )
 
 
+def serve_option():
+    return typer.Option(
+        None,
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="Live preview over HTTP: page, MJPEG, /latest.json, /healthz, /metrics (host 127.0.0.1).",
+        rich_help_panel=KEEP,
+    )
+
+
+def serve_fps_option():
+    return typer.Option(
+        5.0,
+        "--serve-fps",
+        min=0.1,
+        max=60.0,
+        metavar="FPS",
+        help="Preview frame rate cap.",
+        rich_help_panel=KEEP,
+    )
+
+
+def serve_token_option():
+    return typer.Option(
+        None,
+        "--serve-token",
+        envvar="EDGENET_SERVE_TOKEN",
+        metavar="TOKEN",
+        help="Every preview request needs it: ?token= or Authorization: Bearer (or EDGENET_SERVE_TOKEN).",
+        rich_help_panel=KEEP,
+    )
+
+
+def serve_linger_option():
+    return typer.Option(
+        0.0,
+        "--serve-linger",
+        min=0.0,
+        metavar="S",
+        help="Keep the preview up S s after the run ends (inf: until Ctrl-C).",
+        rich_help_panel=KEEP,
+    )
+
+
 def keep_options(
     annotate: str | None,
     save: str | None,
     save_when: list[str] | None,
     save_max_mb: float | None,
+    serve: str | None,
+    serve_fps: float = 5.0,
+    serve_token: str | None = None,
+    serve_linger: float = 0.0,
 ):
     """The run's edgenet.run.keep.KeepOptions; a malformed --save-when is a usage error (exit 2)."""
     from edgenet.run.keep import KeepOptions
@@ -68,4 +117,8 @@ def keep_options(
         save_dir=save,
         save_when=tuple(parse_condition(text) for text in save_when or ()),
         save_max_mb=save_max_mb,
+        serve=serve,
+        serve_fps=serve_fps,
+        serve_token=serve_token or None,
+        serve_linger=serve_linger,
     )

@@ -1,7 +1,7 @@
-"""Seeing and keeping what the model saw: annotated output, evidence on a condition.
+"""Seeing and keeping what the model saw: annotated output, evidence on a condition, the live preview.
 Options any command with frames can take (`KeepOptions`, from edgenet.cli.keeping), and the sinks they make
 (`keep_sinks`), placed around the data writer: evidence before it (the record names the saved file), the
-annotated output after it."""
+annotated output and the preview after it (the preview's linger must not hold back the table)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ class KeepOptions:
     save_dir: str | None = None
     save_when: tuple = ()  # edgenet.sinks.conditions.Condition, any of them
     save_max_mb: float | None = None
+    serve: str | None = None  # [HOST:]PORT
+    serve_fps: float = 5.0
+    serve_token: str | None = None
+    serve_linger: float = 0.0  # seconds the preview stays up after the run (inf: until Ctrl-C)
 
     def check(self, streaming: bool) -> None:
         """Usage errors before any work."""
@@ -29,6 +33,12 @@ class KeepOptions:
             raise UsageError("--save-when and --save-max-mb go with --save DIR (where the evidence goes)")
         if self.save_max_mb is not None and not self.save_max_mb > 0:
             raise UsageError(f"--save-max-mb {self.save_max_mb:g}: give a number of megabytes above 0")
+        if not self.serve and (self.serve_token or self.serve_linger):
+            raise UsageError("--serve-token and --serve-linger go with --serve [HOST:]PORT")
+        if self.serve:
+            from edgenet.sinks.preview import parse_address
+
+            parse_address(self.serve)
         if self.annotate:
             self._check_annotate(streaming)
 
@@ -59,7 +69,7 @@ class KeptSinks:
 
 def keep_sinks(keep: KeepOptions, model, *, inputs, quiet: bool = False, stop=None) -> KeptSinks:
     """The sinks `keep` asks for, once the model is open. `inputs`: the run's edgenet.run.job.InputOptions;
-    `stop`: the run's edgenet.run.stop.StopSignals."""
+    `stop`: the run's edgenet.run.stop.StopSignals (Ctrl-C ends the preview's linger)."""
     before, after = [], []
     streaming = inputs.streaming
     if keep.save_dir:
@@ -73,4 +83,19 @@ def keep_sinks(keep: KeepOptions, model, *, inputs, quiet: bool = False, stop=No
             after.append(AnnotatedVideo(keep.annotate, every=inputs.every))
         else:
             after.append(AnnotatedImages(keep.annotate, streaming=streaming))
+    if keep.serve:
+        from edgenet.sinks.preview import PreviewSink
+
+        after.append(
+            PreviewSink(
+                keep.serve,
+                fps=keep.serve_fps,
+                token=keep.serve_token,
+                streaming=streaming,
+                info=model.info,
+                linger=keep.serve_linger,
+                stop=stop,
+                quiet=quiet,
+            )
+        )
     return KeptSinks(tuple(before), tuple(after))
