@@ -201,8 +201,9 @@ def lines_in(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def check_folder(folder: Path, records: Path, quota_bytes: int) -> int:
-    """The invariants after a kill; how many files were checked."""
+def check_folder(folder: Path, records: Path, quota_bytes: int) -> tuple[int, int]:
+    """The invariants after a kill; how many files were checked, and how many images were alone (the kill
+    came between an image and its sidecar, or while the quota removed the oldest)."""
     kept = evidence(folder)
     assert not [name for name in os.listdir(folder) if not name.endswith((".jpg", ".json"))]  # no temporaries
     for stem, extensions in kept.items():
@@ -219,7 +220,8 @@ def check_folder(folder: Path, records: Path, quota_bytes: int) -> int:
             assert named.exists() and named.with_suffix(".json").exists(), named
         elif named.stem == oldest:  # the quota may have been removing it (sidecar first) when killed
             assert named.exists(), named
-    return sum(len(extensions) for extensions in kept.values())
+    alone = sum(extensions == {".jpg"} for extensions in kept.values())
+    return sum(len(extensions) for extensions in kept.values()), alone
 
 
 def test_kill_9_at_random_points_never_leaves_a_partial_file(images, tmp_path):
@@ -235,7 +237,7 @@ def test_kill_9_at_random_points_never_leaves_a_partial_file(images, tmp_path):
     command = [sys.executable, "-m", "edgenet", "classify", "--video", str(clip), "--model", "v1-0.25-128"]
     command += ["--save", str(folder), "--save-when", "every:0", "--save-max-mb", str(quota_mb)]
     command += ["--format", "jsonl", "--output", str(records), "--quiet"]
-    kills, checked = 0, 0
+    kills, checked, alone = 0, 0, 0
     for _trial in range(22):
         target = lines_in(records) + rng.randint(1, 40)
         process = subprocess.Popen(command, cwd=str(ROOT), stderr=subprocess.PIPE)
@@ -248,8 +250,9 @@ def test_kill_9_at_random_points_never_leaves_a_partial_file(images, tmp_path):
         process.wait()
         process.stderr.close()
         kills += 1
-        checked += check_folder(folder, records, int(quota_mb * 1024 * 1024))
-    print(f"{kills} kills, {lines_in(records)} records, {checked} files checked after the kills")
+        files, lone = check_folder(folder, records, int(quota_mb * 1024 * 1024))
+        checked, alone = checked + files, alone + lone
+    print(f"{kills} kills, {lines_in(records)} records, {checked} files checked, {alone} images alone")
     assert kills == 22 and lines_in(records) >= 22
 
 

@@ -82,7 +82,7 @@ def serve_token_option():
         "--serve-token",
         envvar="EDGENET_SERVE_TOKEN",
         metavar="TOKEN",
-        help="Every preview request needs it: ?token= or Authorization: Bearer (or EDGENET_SERVE_TOKEN).",
+        help="Every preview request needs it: ?token= or Authorization: Bearer.",
         rich_help_panel=KEEP,
     )
 

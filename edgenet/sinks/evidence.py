@@ -104,9 +104,8 @@ class EvidenceSink(Sink):
         if self.max_bytes is not None and size > self.max_bytes:
             del record["saved"]
             if not self._warned_size:
-                warn(
-                    f"--save-max-mb: one frame's evidence ({size / 1e6:.2f} MB) is over the quota; not saved"
-                )
+                megabytes = size / (1024 * 1024)
+                warn(f"--save-max-mb: one frame's evidence ({megabytes:.2f} MB) is over the quota; not saved")
                 self._warned_size = True
             return
         self._make_room(size)
