@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_loop
 
 from edgenet.errors import UsageError
 from edgenet.sinks.annotate import PALETTE, draw, output_kind, safe_stem
@@ -203,3 +204,27 @@ def test_annotate_usage_errors_exit_2(cli, images, tmp_path, args, words):
     run = cli("classify", *values)
     assert run.returncode == 2 and words in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("frames", [30, 6])
+def test_a_cameras_annotated_video_plays_at_the_rate_its_records_came(images, tmp_path, frames):
+    """A camera (cv2.VideoCapture on a clip, as for /dev/videoN, through the camera code path): the video's
+    rate is measured over its first 10 records (or all of them, for a run shorter than that), and every
+    frame with a record is in it."""
+    import cv2
+
+    from edgenet import sources
+    from edgenet.model import open_model
+    from edgenet.sinks.annotate import AnnotatedVideo
+
+    clip = tmp_path / "camera.avi"
+    write_clip(clip, [images / p for p in CLIP_PHOTOS], frames)
+    model = open_model("v1-0.25-128", threads=1)
+    camera = sources.CameraFrames(lambda: cv2.VideoCapture(str(clip)), "camera:test", reconnect=0)
+    out = tmp_path / "annotated.avi"
+    records, outcome = run_loop(model, camera, live=True, sinks=[AnnotatedVideo(str(out))])
+    good = [r for r in records if "error" not in r]
+    assert records[-1]["error"].startswith("camera lost") and outcome.failure is not None  # the clip ended
+    written, rate = video_frames(out)
+    assert len(written) == len(good) and 1.0 <= rate <= 120.0
+    assert difference(written[0][:30, :100], read(images / CLIP_PHOTOS[0])[:30, :100]) > 20

@@ -287,6 +287,6 @@ def test_clients_come_and_go_and_nothing_grows(results):
     print(f"before: {before}; after round 1: {first}; after rounds 2-11: {rounds}")
     assert first["threads"] == before["threads"] + 1
     assert all(counts["threads"] == first["threads"] for counts in rounds)
-    assert all(counts["fds"] == first["fds"] for counts in rounds)
+    assert all(counts["fds"] <= first["fds"] for counts in rounds)  # (fds of earlier tests may close now)
     # 500 more connections and ~400 frames encoded: a frame kept per client or per frame would be 100+ MB
     assert rounds[-1]["rss_mb"] - first["rss_mb"] < 8

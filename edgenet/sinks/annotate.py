@@ -225,7 +225,8 @@ class AnnotatedVideo(Sink):
                 self._pending.append((captured if captured is not None else result.done, frame))
                 if len(self._pending) < CAMERA_RATE_FRAMES:
                     return
-                rate = measured_rate([when for when, _ in self._pending])
+                self._open(measured_rate([when for when, _ in self._pending]), frame)
+                return  # this frame was the last of those pending: written by _open
             self._open(rate, frame)
         self._put(frame)
 
