@@ -64,11 +64,14 @@ run: venv
 	$(BIN)/edgenet models pull
 	$(BIN)/edgenet classify $(or $(SAMPLES),$$($(BIN)/edgenet samples)) --top-k 3
 
-# System packages the tests use for real: a Mosquitto broker (started by the tests on a loopback port) and
-# gcc (builds a minimal TFLite external delegate to exercise the Edge TPU loading path).
+# System packages the tests use for real: a Mosquitto broker (started by the tests on a loopback port),
+# gcc (builds a minimal TFLite external delegate to exercise the Edge TPU loading path), and chromium with
+# chromium-driver (headless, loads the --serve preview page through selenium).
 test-deps:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	$(APT_INSTALL)
 

@@ -22,6 +22,17 @@ from edgenet.cli.common import (
     resize_option,
     threads_option,
 )
+from edgenet.cli.keeping import (
+    annotate_option,
+    keep_options,
+    save_max_mb_option,
+    save_option,
+    save_when_option,
+    serve_fps_option,
+    serve_linger_option,
+    serve_option,
+    serve_token_option,
+)
 
 
 @handles_errors
@@ -86,6 +97,14 @@ def classify(
     mqtt_every: int = shared.mqtt_every_option(),
     ha_discovery: str = shared.ha_discovery_option(),
     mqtt_on_change: bool = shared.mqtt_on_change_option(),
+    annotate: str | None = annotate_option(),
+    save: str | None = save_option(),
+    save_when: list[str] | None = save_when_option(),
+    save_max_mb: float | None = save_max_mb_option(),
+    serve: str | None = serve_option(),
+    serve_fps: float = serve_fps_option(),
+    serve_token: str | None = serve_token_option(),
+    serve_linger: float = serve_linger_option(),
 ):
     """Classify images, video files or a live camera; one record per image or frame.
 
@@ -138,5 +157,8 @@ def classify(
             ha_discovery=ha_discovery,
         ),  # fmt: skip
         confirm=confirm,
+        keep=keep_options(
+            annotate, save, save_when, save_max_mb, serve, serve_fps, serve_token, serve_linger
+        ),
     )
     raise typer.Exit(run_job(job))

@@ -21,6 +21,17 @@ from edgenet.cli.common import (
     model_request,
     threads_option,
 )
+from edgenet.cli.keeping import (
+    annotate_option,
+    keep_options,
+    save_max_mb_option,
+    save_option,
+    save_when_option,
+    serve_fps_option,
+    serve_linger_option,
+    serve_option,
+    serve_token_option,
+)
 
 
 def _names(text: str | None) -> tuple[str, ...]:
@@ -144,6 +155,14 @@ def detect(
     mqtt_every: int = shared.mqtt_every_option(),
     ha_discovery: str = shared.ha_discovery_option(),
     mqtt_on_change: bool = shared.mqtt_on_change_option("the set of detected labels"),
+    annotate: str | None = annotate_option(),
+    save: str | None = save_option(),
+    save_when: list[str] | None = save_when_option(),
+    save_max_mb: float | None = save_max_mb_option(),
+    serve: str | None = serve_option(),
+    serve_fps: float = serve_fps_option(),
+    serve_token: str | None = serve_token_option(),
+    serve_linger: float = serve_linger_option(),
 ):
     """Detect objects (SSD) in images, video files or a live camera; one record per image or frame.
 
@@ -193,6 +212,9 @@ def detect(
             ha_discovery=ha_discovery,
         ),  # fmt: skip
         confirm=confirm,
+        keep=keep_options(
+            annotate, save, save_when, save_max_mb, serve, serve_fps, serve_token, serve_linger
+        ),
         verb="detecting",
     )
     raise typer.Exit(run_job(job))

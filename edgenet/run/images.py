@@ -15,6 +15,7 @@ from itertools import chain
 from edgenet.choices import RecordFormat
 from edgenet.console import say, warn
 from edgenet.run.common import finish, open_for_job, reporter_sinks
+from edgenet.run.keep import keep_sinks
 from edgenet.run.loop import Loop
 from edgenet.run.summary import RunSummary, plural
 
@@ -111,14 +112,17 @@ def _classify(job, model, paths: list[str], failures: list, poisoned: list, seen
     data = open_record_sink(
         RecordFormat(job.output.format), job.output.output, task=job.task.task, regions=bool(job.watchers)
     )
+    kept = keep_sinks(job.keep, model, inputs=job.inputs, quiet=job.output.quiet, stop=stop)
     total = len(failures) + len(poisoned) + len(paths)
     sinks = Sinks(
         [
+            *kept.before,
             data,
             StateSink(seen, skip={source for source, _ in failures}) if seen is not None else None,
             summary,
             None if job.inputs.watch else ProgressSink.wanted(total, job.output.quiet, job.verb),
             *reporter_sinks(job, model),
+            *kept.after,
         ]
     )
     task = model.task

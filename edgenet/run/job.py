@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from edgenet.choices import RecordFormat
 from edgenet.errors import UsageError
 from edgenet.model import ClassifyOptions, ModelRequest
+from edgenet.run.keep import KeepOptions
 from edgenet.run.stop import StopSignals
 
 OPENCV_PIXEL_LIMIT = 1 << 30  # OPENCV_IO_MAX_IMAGE_PIXELS's default
@@ -148,6 +149,7 @@ class Job:
     inputs: InputOptions = field(default_factory=InputOptions)
     output: OutputOptions = field(default_factory=OutputOptions)
     unattended: UnattendedOptions = field(default_factory=UnattendedOptions)
+    keep: KeepOptions = field(default_factory=KeepOptions)  # --annotate, --save, --serve
     verb: str = "classifying"
     confirm: int = 3  # with regions: agreeing results in a row before a region's state changes
 
@@ -165,6 +167,7 @@ class Job:
         self.unattended.check()
         if self.confirm < 1:
             raise UsageError(f"--confirm {self.confirm}: give 1 or more agreeing results")
+        self.keep.check(self.inputs.streaming)
         if self.inputs.streaming:
             if self.unattended.state:
                 raise UsageError("--state keeps track of image files; streams have no state to keep")

@@ -23,6 +23,9 @@ from edgenet.run.writer import RecordWriter
 
 STREAM_WARMUP_S = 0.2  # seconds of invokes before a stream's first frame (warm_up)
 STALLED_OUTPUT_GRACE_S = 5.0  # after a stop request: how long to wait for a reader that stopped reading
+# records waiting for the writer thread; fewer when each holds its frame's pixels (--annotate, --save,
+# --serve): 8 full-HD frames are 50 MB, 64 would be 400 MB on a board with 1-4 GB
+WRITER_DEPTH, WRITER_DEPTH_WITH_PIXELS = 64, 8
 
 
 @dataclass
@@ -149,7 +152,7 @@ class Loop:
     def run(self, frames, summary: RunSummary) -> Outcome:
         """Every frame of `frames` (an iterable of edgenet.sources.Frame) until it ends, a limit or a stop."""
         outcome = Outcome(summary)
-        writer = RecordWriter(self.deliver)
+        writer = RecordWriter(self.deliver, WRITER_DEPTH_WITH_PIXELS if self.pixels else WRITER_DEPTH)
         prefetch = Prefetcher(frames, self.prepare, live=self.live)
         taken = 0
         try:

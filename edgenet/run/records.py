@@ -2,13 +2,16 @@
 
     {"source", "frame", "model", "delegate", ["delegate_reason"], <task fields: "top_k" | "detections" ...>,
      "latency_ms": {["capture"], "decode", "preprocess", "inference", [task stages], "postprocess", "total"},
-     "time", ["captured", "dropped"], ["latency_only"]}
+     "time", ["captured", "dropped"], ["latency_only"], ["saved"]}
 
 A frame that fails is a record too: {"source", "frame", "model", "error", "time", ["captured"]}.
 
 With regions (--roi), a region's confirmed change of state is a record of its own, after the frame's:
     {"source", "frame", "model", "event": "state", "region", "from", "to", "score", "time"}
 (`from` is null for a region's first confirmed state.)
+`saved`: the path of the JPEG that --save kept of this frame (its sidecar is the same path ending in .json,
+holding this record); added by the evidence sink (edgenet.sinks.evidence), which runs before the data writer,
+only once both files are complete under their names.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from edgenet.choices import RecordFormat
 from edgenet.console import say, warn
 from edgenet.errors import UsageError
 from edgenet.run.common import finish, open_for_job, reporter_sinks
+from edgenet.run.keep import keep_sinks
 from edgenet.run.loop import Limits, Loop
 from edgenet.run.summary import RunSummary
 
@@ -74,8 +75,10 @@ def _run(job, model, frames, stop, *, live: bool, title: str) -> int:
             "records"
         )
     summary = RunSummary()
+    kept = keep_sinks(job.keep, model, inputs=job.inputs, quiet=output.quiet, stop=stop)
     sinks = Sinks(
         [
+            *kept.before,
             None
             if table
             else open_record_sink(
@@ -88,6 +91,7 @@ def _run(job, model, frames, stop, *, live: bool, title: str) -> int:
             summary,
             *reporter_sinks(job, model),
             LiveView(f"edgenet: {title}") if not output.quiet and sys.stderr.isatty() else None,
+            *kept.after,
         ]
     )
     limits = Limits(max_frames=job.inputs.max_frames, duration=job.inputs.duration, warm_up=True)

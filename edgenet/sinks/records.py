@@ -36,9 +36,17 @@ CSV_FIELDS = [
     "total_ms",
     "time",
     "error",
+    "saved",
 ]
 # streams (--camera, --video) add the capture wait, when the frame arrived and the frames dropped before it
-STREAM_CSV_FIELDS = CSV_FIELDS[:9] + ["capture_ms"] + CSV_FIELDS[9:15] + ["captured", "dropped", "error"]
+STREAM_CSV_FIELDS = [
+    *CSV_FIELDS[:9],
+    "capture_ms",
+    *CSV_FIELDS[9:15],
+    "captured",
+    "dropped",
+    *CSV_FIELDS[15:],
+]
 
 
 def safe_text(text: str) -> str:
@@ -174,6 +182,7 @@ def csv_row(record: dict) -> dict:
         "total_ms": latency.get("total", ""),
         "time": record.get("time", ""),
         "error": record.get("error", ""),
+        "saved": record.get("saved", ""),
     }
 
 
@@ -211,6 +220,7 @@ DETECT_CSV_FIELDS = [
     "captured",
     "dropped",
     "error",
+    "saved",
 ]
 
 
@@ -231,6 +241,7 @@ def detect_csv_rows(record: dict) -> list[dict]:
         "captured": record.get("captured", ""),
         "dropped": record.get("dropped", ""),
         "error": record.get("error", ""),
+        "saved": record.get("saved", ""),
     }
     rows = []
     for rank, found in enumerate(record.get("detections") or []):
@@ -272,6 +283,7 @@ REGION_CSV_FIELDS = [
     "captured",
     "dropped",
     "error",
+    "saved",
 ]
 
 
@@ -295,6 +307,7 @@ def region_csv_rows(record: dict) -> list[dict]:
         "captured": record.get("captured", ""),
         "dropped": record.get("dropped", ""),
         "error": record.get("error", ""),
+        "saved": record.get("saved", ""),
     }
     rows = []
     for region in record.get("regions") or []:
