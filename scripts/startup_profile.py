@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""What `edgenet classify ONE.jpg` and `edgenet --help` spend their start-up on (medians of fresh processes).
+
+    startup_profile.py [--runs 7] [--image PHOTO] [--json]
+
+Two views, each a median over --runs fresh processes:
+1. imports (`python -X importtime`): every module's own import time summed by group (typer, pydantic,
+   rich, numpy, cv2, the runtime, edgenet's own modules, the rest of the standard library...).
+2. phases: a harness imports the same modules step by step (each step's wall time and the resident memory
+   after it), then calls edgenet's entry point with the functions that matter wrapped in wall-clock timers:
+   Typer building the click command tree (get_command), Typer's per-parameter coercion (pydantic
+   TypeAdapters since Typer 0.29), opening the model (zoo.resolve with the checksum of the cached file,
+   build_engine), the loop, the table. The modules classify imports lazily are imported in their own step
+   first, so the phases inside main() are what is left once everything is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("EDGENET_SHARED", ROOT.parent / "shared"))
+
+GROUPS = (
+    ("typer", ("typer", "click", "shellingham", "annotated_doc")),
+    ("pydantic (Typer 0.29+)", ("pydantic", "pydantic_core", "annotated_types", "typing_inspection")),
+    ("rich", ("rich",)),
+    ("markdown-it, pygments (rich help)", ("markdown_it", "mdurl", "pygments")),
+    ("numpy", ("numpy",)),
+    ("cv2", ("cv2",)),
+    ("ai_edge_litert", ("ai_edge_litert", "tflite_runtime")),
+    ("edgenet", ("edgenet", "__editable___edgenet_0_1_0_finder")),
+)
+
+HARNESS = r"""
+import json, os, sys, time
+started = time.perf_counter()
+steps, phases = [], {}
+out = os.fdopen(os.dup(1), "w")
+
+def rss_mb():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+
+def step(label, *modules):
+    began = time.perf_counter()
+    for module in modules:
+        __import__(module)
+    steps.append([label, time.perf_counter() - began, rss_mb()])
+
+def wrap(owner, name, label):
+    original = getattr(owner, name)
+    def timed(*args, **kwargs):
+        began = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            phases[label] = phases.get(label, 0.0) + time.perf_counter() - began
+    setattr(owner, name, timed)
+
+argv, lazy = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+steps.append(["interpreter (to the harness's first line)", 0.0, rss_mb()])
+step("typer", "typer")
+step("edgenet.cli (+ rich, its commands)", "edgenet.cli")
+if argv[0] == "--help":
+    step("typer.rich_utils (+ markdown-it)", "typer.rich_utils")
+else:
+    step("typer._adapters (+ pydantic)", "typer._adapters")
+    step("numpy", "numpy")
+    step("cv2", "cv2")
+    step("ai_edge_litert", "ai_edge_litert.interpreter")
+    step("edgenet's lazily imported modules", *lazy)
+import typer.main, typer.core, typer._click.core
+wrap(typer.main, "get_command", "Typer: build the click commands (get_command)")
+wrap(typer._click.core.Command, "parse_args", "Typer/click: parse the arguments (all)")
+wrap(typer.core._TyperParameter, "process_value", "Typer/click: parse: coerce values (all)")
+wrap(typer.core, "build_runtime_param", "Typer/click: parse: coerce: build pydantic TypeAdapters")
+if argv[0] != "--help":
+    import edgenet.zoo, edgenet.delegates, edgenet.model, edgenet.run.loop, edgenet.sinks.table
+    wrap(edgenet.model, "open_model", "open_model (all)")
+    wrap(edgenet.zoo, "resolve", "open_model: zoo.resolve (find, verify)")
+    wrap(edgenet.zoo, "check_integrity", "open_model: zoo.resolve: sha256 of the cached file")
+    wrap(edgenet.delegates, "build_engine", "open_model: build_engine (interpreter, XNNPACK)")
+    wrap(edgenet.run.loop.Loop, "run", "the loop (decode, invoke, records)")
+    wrap(edgenet.sinks.table.TableSink, "close", "the table (rich)")
+devnull = os.open(os.devnull, os.O_WRONLY)
+os.dup2(devnull, 1)
+os.dup2(devnull, 2)
+from edgenet.cli import main
+began = time.perf_counter()
+code = main(argv)
+phases["main() in all"] = time.perf_counter() - began
+steps.append(["main()", phases["main() in all"], rss_mb()])
+total = time.perf_counter() - started
+out.write(json.dumps({"steps": steps, "phases": phases, "code": code, "total": total}))
+out.flush()
+"""
+
+MODULES = r"""
+import json, os, sys
+before = set(sys.modules)
+devnull = os.open(os.devnull, os.O_WRONLY)
+saved = os.dup(1)
+os.dup2(devnull, 1)
+os.dup2(devnull, 2)
+from edgenet.cli import main
+loaded = set(sys.modules)
+main(json.loads(sys.argv[1]))
+lazy = sorted(m for m in set(sys.modules) - loaded if m.startswith("edgenet"))
+os.write(saved, json.dumps(lazy).encode())
+"""
+
+
+def group_of(module: str) -> str:
+    top = module.split(".")[0]
+    for label, roots in GROUPS:
+        if top in roots:
+            return f"edgenet.{module.split('.')[1]}" if top == "edgenet" and "." in module else label
+    return "standard library and the rest"
+
+
+def importtime_groups(argv: list[str], runs: int) -> dict[str, float]:
+    """Median over runs of the summed self import time (ms) per group."""
+    totals: dict[str, list[float]] = defaultdict(list)
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "edgenet", *argv],
+            capture_output=True,
+            text=True,
+            cwd=str(ROOT),
+        )
+        sums: dict[str, float] = defaultdict(float)
+        for line in done.stderr.splitlines():
+            match = re.match(r"import time:\s+(\d+) \|\s+\d+ \|( *)(\S+)", line)
+            if match:
+                sums[group_of(match.group(3))] += int(match.group(1)) / 1000.0
+        for group, value in sums.items():
+            totals[group].append(value)
+    return {
+        group: statistics.median(values + [0.0] * (runs - len(values))) for group, values in totals.items()
+    }
+
+
+def phases(argv: list[str], runs: int) -> dict:
+    lazy = subprocess.run(
+        [sys.executable, "-c", MODULES, json.dumps(argv)], capture_output=True, text=True, cwd=str(ROOT)
+    ).stdout
+    found = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", HARNESS, json.dumps(argv), lazy or "[]"],
+            capture_output=True,
+            text=True,
+            cwd=str(ROOT),
+        )
+        if done.returncode != 0 or not done.stdout:
+            sys.exit(f"the harness failed: {done.stderr[-2000:]}")
+        found.append(json.loads(done.stdout))
+    steps = [
+        (
+            label,
+            statistics.median(run["steps"][i][1] for run in found),
+            statistics.median(run["steps"][i][2] for run in found),
+        )
+        for i, (label, _, _) in enumerate(found[0]["steps"])
+    ]
+    names = dict.fromkeys(name for run in found for name in run["phases"])
+    inside = {name: statistics.median(run["phases"].get(name, 0.0) for run in found) for name in names}
+    total = statistics.median(run["total"] for run in found)
+    return {"steps": steps, "phases": inside, "harness_total": total}
+
+
+def show(title: str, groups: dict, profile: dict) -> None:
+    print(f"\n== {title}")
+    print("imports by group, median of summed self times (python -X importtime):")
+    for group, value in sorted(groups.items(), key=lambda item: -item[1]):
+        if value >= 1.0:
+            print(f"  {value:7.1f} ms  {group}")
+    print(f"  {sum(groups.values()):7.1f} ms  all imports")
+    print("step by step (median wall ms; resident MiB after the step):")
+    for label, seconds, rss in profile["steps"]:
+        print(f"  {seconds * 1000:7.1f} ms  {rss:6.1f} MiB  {label}")
+    print("inside main(), everything imported (median wall ms):")
+    for name, seconds in profile["phases"].items():
+        print(f"  {seconds * 1000:7.1f} ms  {name}")
+    print(f"  {profile['harness_total'] * 1000:7.1f} ms  the harness from its first line to the end")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--image", default=str(SHARED / "images" / "cat.bmp"))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if not os.environ.get("EDGENET_MODEL_MIRROR") and (SHARED / "models").is_dir():
+        os.environ["EDGENET_MODEL_MIRROR"] = str(SHARED / "models")
+    results = {}
+    for title, argv in (
+        ("edgenet classify ONE.jpg", ["classify", args.image]),
+        ("edgenet --help", ["--help"]),
+    ):
+        results[title] = {"imports": importtime_groups(argv, args.runs), "profile": phases(argv, args.runs)}
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return
+    print(
+        f"{args.runs} fresh processes per view, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
+    )
+    for title, result in results.items():
+        show(title, result["imports"], result["profile"])
+
+
+if __name__ == "__main__":
+    main()
