@@ -13,10 +13,12 @@ child's own peak RSS (os.wait4's ru_maxrss). Arms:
   else (no checksum, no argument parsing, no table);
 - `edgenet --help`;
 - floors: `python -c pass` and `python -c "import cv2, numpy, ai_edge_litert.interpreter"`.
---prototypes adds what a command line could cost at best: the same classify with no command line at all (a
-Job handed to edgenet.run.job.run_job) and the floor of a hand-written `--help` (Python + edgenet.entry + a
-printed text). --variant runs the edgenet arms again under other environment variables, --variant-bin with
-another edgenet executable. Prints each arm's median, interquartile range and min-max, and the ratios
+`edgenet classify ONE.jpg -f jsonl -o /dev/null` shows what the table costs. --prototypes adds what a command
+line could cost at best: the same classify with no command line at all (a Job handed to
+edgenet.run.job.run_job; with the table, and with jsonl), `--help` from Typer without rich
+(rich_markup_mode=None), and the floor of a hand-written `--help` (Python + edgenet.entry + a printed
+text). --variant runs the edgenet arms again under other environment variables, --variant-bin with another
+edgenet executable. Prints each arm's median, interquartile range and min-max, and the ratios
 edgenet / minimal (wall, peak RSS) as the ratio of the medians and as the median of the per-round ratios.
 
     # Typer 0.28 (before pydantic) first on the path, and a non-editable install, beside the editable one:
@@ -71,6 +73,23 @@ install_quiet_exit()
 from edgenet.run.job import InputOptions, Job, run_job
 sys.exit(run_job(Job(inputs=InputOptions(paths=(sys.argv[1],)))))
 """
+NO_CLI_JSONL = r"""
+import os, sys
+from edgenet.entry import install_quiet_exit
+install_quiet_exit()
+from edgenet.choices import RecordFormat
+from edgenet.run.job import InputOptions, Job, OutputOptions, run_job
+output = OutputOptions(format=RecordFormat.jsonl, output=os.devnull)
+sys.exit(run_job(Job(inputs=InputOptions(paths=(sys.argv[1],)), output=output)))
+"""
+HELP_PLAIN = r"""
+import sys
+from edgenet.entry import install_quiet_exit
+install_quiet_exit()
+from edgenet import cli
+cli.app.rich_markup_mode = None  # click's plain help: typer.rich_utils (rich, markdown-it) not imported
+sys.exit(cli.main(["--help"]))
+"""
 HELP_FLOOR = r"""
 from edgenet.entry import install_quiet_exit
 install_quiet_exit()
@@ -122,12 +141,18 @@ def arms(args, model_path: str, edgenet: str, threads: int) -> dict[str, tuple[l
     table = {
         "edgenet classify": ([edgenet, "classify", image, *classify], env),
         "minimal": ([python, "-c", MINIMAL, model_path, image, str(threads)], env),
+        "edgenet classify -f jsonl": (
+            [edgenet, "classify", image, *classify, "-f", "jsonl", "-o", os.devnull],
+            env,
+        ),
         "edgenet --help": ([edgenet, "--help"], env),
         "python -c pass": ([python, "-c", "pass"], env),
         "imports only": ([python, "-c", "import cv2, numpy, ai_edge_litert.interpreter"], env),
     }
     if args.prototypes:
         table["prototype: no command line (Job -> run_job)"] = ([python, "-c", NO_CLI, image], env)
+        table["prototype: no command line, jsonl"] = ([python, "-c", NO_CLI_JSONL, image], env)
+        table["prototype: --help, Typer without rich"] = ([python, "-c", HELP_PLAIN], env)
         table["prototype: hand-written --help (floor)"] = ([python, "-c", HELP_FLOOR], env)
     for text in args.variant:
         label, extra = parse_variant(text)
@@ -174,7 +199,9 @@ def report(found: dict, args) -> dict:
     document = {"arms": {label: {k: summary(v) for k, v in kinds.items()} for label, kinds in found.items()}}
     document["ratios"] = {"edgenet classify / minimal": ratios(found, "edgenet classify", "minimal")}
     for label in found:
-        if label.endswith(": edgenet classify") or label.startswith("prototype: no command"):
+        if label.endswith(("edgenet classify", "-f jsonl")) or label.startswith("prototype: no command"):
+            if label == "edgenet classify":
+                continue
             document["ratios"][f"{label} / minimal"] = ratios(found, label, "minimal")
     document["load_average"] = os.getloadavg()
     document["cores"] = os.cpu_count()
