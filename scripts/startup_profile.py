@@ -143,6 +143,38 @@ os.write(saved, json.dumps(lazy).encode())
 """
 
 
+TREE = r"""
+import json, sys, time
+import typer
+import typer.main
+from edgenet import cli
+from edgenet.cli.classify import classify
+if sys.argv[1] == "alone":
+    app = typer.Typer(add_completion=False)
+    app.command()(classify)
+else:
+    app = cli.app
+began = time.perf_counter()
+typer.main.get_command(app)
+print(json.dumps(time.perf_counter() - began))
+"""
+
+
+def command_tree(runs: int) -> dict[str, tuple[float, float]]:
+    """Typer's get_command for the whole command tree against a tree of classify alone (what lazy
+    registration would build for `edgenet classify`), each in fresh processes: (median, min) seconds."""
+    found = {}
+    for kind in ("whole tree", "alone"):
+        values = []
+        for _ in range(runs):
+            done = subprocess.run(
+                [sys.executable, "-c", TREE, kind], capture_output=True, text=True, cwd=str(ROOT)
+            )
+            values.append(json.loads(done.stdout))
+        found[kind] = middle_and_least(values)
+    return found
+
+
 def group_of(module: str) -> str | None:
     """The group of a module, or None for the standard library (charged to whoever imported it)."""
     top = module.split(".")[0]
@@ -264,14 +296,19 @@ def main() -> None:
         ("edgenet --help", ["--help"]),
     ):
         results[title] = {"imports": importtime_groups(argv, args.runs), "profile": phases(argv, args.runs)}
+    tree = command_tree(args.runs)
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps({**results, "get_command": tree}, indent=1))
         return
     print(
         f"{args.runs} fresh processes per view, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}"
     )
     for title, result in results.items():
         show(title, result["imports"], result["profile"])
+    print("\n== Typer's get_command (ms: median / minimum)")
+    for kind, (median, least) in tree.items():
+        label = "classify alone" if kind == "alone" else "the whole command tree"
+        print(f"  {median * 1000:7.1f} / {least * 1000:6.1f}  {label}")
 
 
 if __name__ == "__main__":
