@@ -96,6 +96,10 @@ if argv[0] != "--help":
     wrap(edgenet.zoo, "resolve", "open_model: zoo.resolve (find, verify)")
     wrap(edgenet.zoo, "check_integrity", "open_model: zoo.resolve: sha256 of the cached file")
     wrap(edgenet.delegates, "build_engine", "open_model: build_engine (interpreter, XNNPACK)")
+    import edgenet.runtime
+    wrap(edgenet.runtime, "inspect_model_file", "open_model: build_engine: parse the file")
+    wrap(edgenet.runtime.Engine, "_new_interpreter", "open_model: build_engine: Interpreter()")
+    wrap(edgenet.runtime.Engine, "_read_ops", "open_model: build_engine: _get_ops_details")
     wrap(edgenet.run.loop.Loop, "run", "the loop (decode, invoke, records)")
     wrap(edgenet.sinks.table.TableSink, "close", "the table (rich)")
 devnull = os.open(os.devnull, os.O_WRONLY)
