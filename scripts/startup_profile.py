@@ -3,7 +3,8 @@
 
     startup_profile.py [--runs 7] [--image PHOTO] [--json]
 
-Two views, each a median over --runs fresh processes:
+Three commands (classify, the same run with no command line, --help), two views each, over --runs fresh
+processes:
 1. imports (`python -X importtime`): every module's own import time summed by group (typer, pydantic,
    rich, numpy, cv2, the runtime, each edgenet module); a standard-library module is charged to the nearest
    importer that is not standard library (importlib.metadata under edgenet.runtime is edgenet.runtime's).
@@ -295,10 +296,12 @@ def main() -> None:
     if not os.environ.get("EDGENET_MODEL_MIRROR") and (SHARED / "models").is_dir():
         os.environ["EDGENET_MODEL_MIRROR"] = str(SHARED / "models")
     results = {}
-    for title, argv in (
+    views = (
         ("edgenet classify ONE.jpg", ["classify", args.image]),
+        ("the same with no command line (a Job handed to run_job)", ["@run_job", args.image]),
         ("edgenet --help", ["--help"]),
-    ):
+    )
+    for title, argv in views:
         results[title] = {"imports": importtime_groups(argv, args.runs), "profile": phases(argv, args.runs)}
     tree = command_tree(args.runs)
     if args.json:
