@@ -319,6 +319,16 @@ def test_usage_errors_are_one_line_exit_2_before_anything_is_measured(tmp_path, 
     assert not (tmp_path / "home" / "choose").exists()
 
 
+def test_a_model_that_cannot_run_is_its_own_error_and_exit_code(tmp_path):
+    one = choose(tmp_path / "home", "-m", "v1-0.25-128", "--delegate", "edgetpu", *QUICK)
+    assert one.returncode == 4 and "no Edge TPU found" in one.stderr
+    assert [line for line in one.stderr.splitlines() if not line.startswith("measuring")] == [
+        line for line in one.stderr.splitlines() if line.startswith("edgenet: error:")
+    ]
+    both = choose(tmp_path / "home", *THREE, "--delegate", "edgetpu", *QUICK)
+    assert both.returncode == 4 and both.stderr.count("warning: ") == 3  # each model said, then the error
+
+
 def test_plot_without_the_extra_is_one_line_naming_it(tmp_path):
     fake = tmp_path / "site"
     (fake / "matplotlib").mkdir(parents=True)

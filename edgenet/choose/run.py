@@ -130,6 +130,7 @@ class _State:
         self.measured: list[dict] = []
         self.not_measured: list[dict] = []
         self.failed: list[dict] = []
+        self.errors: list[EdgenetError] = []
         self._warned: set[str] = set()
         self._cache_failed = False
 
@@ -176,7 +177,10 @@ class _State:
         except Interrupted:
             raise
         except EdgenetError as error:
+            if total == 1:
+                raise  # the one model asked for: its error is the command's
             self.failed.append({"model": candidate.name, "error": str(error)})
+            self.errors.append(error)
             warn(f"{candidate.name}: {error}")
             return
         self.store(self.cache.put_latency, candidate.name, entry)
@@ -222,10 +226,8 @@ def _accuracy(entry: dict, plan: ChoosePlan, state: _State, stop) -> None:
 def _report(plan: ChoosePlan, budget, settings, state: _State) -> int:
     from edgenet.choose import report
 
-    if not state.measured and state.failed:
-        raise UsageError(
-            f"no model could be measured ({state.failed[-1]['model']}: {state.failed[-1]['error']})"
-        )
+    if not state.measured and state.errors:
+        raise state.errors[-1]  # nothing measured: the last model's error, with its exit code
     if plan.eval_folder is not None:
         accuracy_from = f"measured on {plan.eval_folder} (edgenet eval)"
     else:
