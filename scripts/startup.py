@@ -21,6 +21,11 @@ text). --variant runs the edgenet arms again under other environment variables, 
 edgenet executable. Prints each arm's median, interquartile range and min-max, and the ratios
 edgenet / minimal (wall, peak RSS) as the ratio of the medians and as the median of the per-round ratios.
 
+Mind the bytecode: with PYTHONDONTWRITEBYTECODE set (as in this project's sessions) or a source tree the user
+cannot write to, an editable install compiles every edgenet module on every run; pip compiles a non-editable
+install when it installs it. `--variant pyc:PYTHONDONTWRITEBYTECODE=,PYTHONPYCACHEPREFIX=/tmp/pyc` measures
+the editable install with its bytecode cached (the warm-up run writes it).
+
     # Typer 0.28 (before pydantic) first on the path, and a non-editable install, beside the editable one:
     .venv/bin/pip install --no-deps --target /tmp/typer-0.28 typer==0.28.0
     python3 -m venv /tmp/edgenet-ne && /tmp/edgenet-ne/bin/pip install .

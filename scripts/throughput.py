@@ -15,7 +15,9 @@ in this order with the order of the first two alternating:
    preparing beside the thread that invokes) cannot beat max(mean invoke, mean decode + preprocess).
 Prints the medians over rounds (and min-max) and the ratios per-image / bound; the target is <= 1.05. Also
 the bound from the folder run's own records (each stage's mean inside the pipeline: decode + preprocess,
-inference, postprocess), which carries the stages' contention and not the load's drift between measurements.
+inference, postprocess), which carries the stages' contention and not the load's drift between measurements,
+and the sequential sum over the per-image time: how many stages ran at once on average (1.0: no overlap,
+as when other processes keep the second core busy).
 """
 
 from __future__ import annotations
@@ -168,6 +170,10 @@ def main() -> None:
     print(f"ratio per image / bound (wall - one):   {spread(ratio_outside)}")
     print(f"bound from the run's own records, ms:   {spread(rows['in_run'])}")
     print(f"ratio per image / that bound:           {spread(ratio_in_run)}  (how well the stages overlap)")
+    sums = [p + i for p, i in zip(rows["prepare"], rows["infer"], strict=True)]
+    cores = [total / r for total, r in zip(sums, rows["records"], strict=True)]
+    print(f"sequential sum (no overlap at all), ms: {spread(sums)}")
+    print(f"  sum / per image (records):            {spread(cores)}  (2.0 = both stages fully overlapped)")
     shares = [p / i for p, i in zip(rows["prepare"], rows["infer"], strict=True)]
     print(f"decode + preprocess / inference:        {spread(shares)}")
 
