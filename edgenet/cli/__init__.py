@@ -13,6 +13,7 @@ import sys
 import typer
 
 from edgenet.cli.bench import bench
+from edgenet.cli.choose import choose
 from edgenet.cli.classify import classify
 from edgenet.cli.detect import detect
 from edgenet.cli.evaluate import evaluate
@@ -91,6 +92,7 @@ app.command()(classify)
 app.command()(detect)
 app.command(name="eval")(evaluate)
 app.command()(bench)
+app.command()(choose)
 app.command()(learn)
 app.command()(devices)
 app.command()(doctor)
