@@ -81,9 +81,9 @@ def csv_row(record: dict) -> dict:
 
 
 def published_data() -> dict:
-    from importlib import resources
+    from edgenet.data_files import read_text
 
-    return json.loads(resources.files("edgenet").joinpath("data/published.json").read_text(encoding="utf-8"))
+    return json.loads(read_text("published.json"))
 
 
 def published_for(model: str, data: dict | None = None) -> list[dict]:

@@ -12,10 +12,10 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
+from edgenet.data_files import read_text
 from edgenet.errors import ModelError, UsageError
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
@@ -317,7 +317,7 @@ def _span(centre: float, side: float, limit: int) -> tuple[int, int]:
 def coco_labels() -> tuple[str, ...]:
     """The 90 COCO labels of TF detectors (package data): line k is class k = COCO category id k + 1,
     `n/a` for the ten ids COCO left unused."""
-    text = resources.files("edgenet").joinpath("data/coco_labels.txt").read_text(encoding="utf-8")
+    text = read_text("coco_labels.txt")
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 

@@ -10,14 +10,14 @@ Nothing here loads a library: runtime.load_external_delegate does, through the T
 
 from __future__ import annotations
 
-import ctypes.util
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from edgenet.errors import DeviceError, UsageError
 from edgenet.host import apex_temperature_c, dev_root, read_number, read_text, sysfs_root
+from edgenet.lightclass import lightclass
 
 USB_IDS = {("1a6e", "089a"): "firmware not loaded yet", ("18d1", "9302"): "firmware loaded"}
 PCI_IDS = {("0x1ac1", "0x089a")}
@@ -44,7 +44,7 @@ INSTALL_HINT = (
 DEVICE_FORMS = "'' (any), ':N', 'usb', 'usb:N', 'pci' or 'pci:N'"
 
 
-@dataclass(frozen=True)
+@lightclass
 class EdgeTpu:
     type: str  # "usb" or "pci"
     path: str  # sysfs device folder (USB) or /dev/apex_N (PCIe): the paths libedgetpu itself reports
@@ -199,6 +199,8 @@ def find_library() -> str | None:
             candidate = os.path.join(folder, name)
             if os.path.exists(candidate):
                 return candidate
+    import ctypes.util  # the linker's search (ldconfig), only when the usual folders do not hold it
+
     return ctypes.util.find_library("edgetpu")
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from edgenet.data_files import read_text
 from edgenet.errors import EdgenetError, ModelError, UsageError
 from edgenet.roi import Region
 
@@ -33,7 +33,7 @@ def extractor_catalog() -> dict[str, dict]:
     """The `extractors` section of the zoo catalog: name -> entry (the zoo's own entry format)."""
     import json
 
-    text = resources.files("edgenet").joinpath("data/catalog.json").read_text(encoding="utf-8")
+    text = read_text("catalog.json")
     return {entry["name"]: entry for entry in json.loads(text).get("extractors", [])}
 
 

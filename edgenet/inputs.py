@@ -7,9 +7,9 @@ import glob
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from edgenet.imaging import IMAGE_EXTENSIONS
+from edgenet.lightclass import lightclass
 
 VIDEO_EXTENSIONS = (
     ".avi",
@@ -43,7 +43,7 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-@dataclass(frozen=True)
+@lightclass
 class Inputs:
     """What the command-line inputs expand to, and every candidate that was left out.
 

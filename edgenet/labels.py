@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import re
-import zipfile
-from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
+from edgenet.data_files import read_text
 from edgenet.errors import UsageError
+from edgenet.lightclass import lightclass
 
 _INDEXED = re.compile(r"^\s*(\d+)(?::\s*|\s+)(\S.*?)\s*$")
 BACKGROUND = "background"
@@ -19,7 +19,7 @@ MAX_CLASSES = 1_000_000  # indices past this are dropped when the model's class 
 MAX_LABELS_BYTES = 16 * 1024 * 1024  # ImageNet-21k's 21,843 labels take 0.4 MB
 
 
-@dataclass(frozen=True)
+@lightclass
 class ModelLabels:
     """The labels a model's scores are named with, where they came from, and what was wrong with them."""
 
@@ -103,6 +103,18 @@ def read_labels(path: str | Path, limit: int | None = None, dropped: list[str] |
     return labels
 
 
+def _ends_like_a_zip(path: str | Path) -> bool:
+    """A zip's end record (b"PK\x05\x06") in the file's last 64 KiB + 22 bytes, where zipfile looks for it:
+    most models have none, and reading the tail spares them importing zipfile."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - (1 << 16) - 22))
+            return b"PK\x05\x06" in handle.read()
+    except OSError:
+        return False
+
+
 def embedded_labels(
     model_path: str | Path,
     limit: int | None = None,
@@ -112,6 +124,10 @@ def embedded_labels(
     """Labels stored in a .tflite's appended zip (TFLite metadata packs associated files this way). A member
     that unpacks to more than MAX_LABELS_BYTES is not used (said in `notes`), and no more than that is read
     whatever its header claims."""
+    if not _ends_like_a_zip(model_path):
+        return None
+    import zipfile  # only for a model file with files packed in
+
     try:
         if not zipfile.is_zipfile(model_path):
             return None
@@ -140,14 +156,14 @@ def embedded_labels(
 @lru_cache(maxsize=2)
 def imagenet_labels() -> tuple[str, ...]:
     """The 1001 ImageNet labels, `background` first (package data)."""
-    text = resources.files("edgenet").joinpath("data/imagenet_labels.txt").read_text(encoding="utf-8")
+    text = read_text("imagenet_labels.txt")
     return tuple(parse_labels(text))
 
 
 @lru_cache(maxsize=1)
 def imagenet_wnids() -> tuple[str, ...]:
     """The 1000 ImageNet-1k WordNet ids in sorted order: wnid k is class k (1000) or k + 1 (1001)."""
-    text = resources.files("edgenet").joinpath("data/imagenet_wnids.txt").read_text(encoding="utf-8")
+    text = read_text("imagenet_wnids.txt")
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 

@@ -11,19 +11,19 @@ file name. Written atomically under a lock: a killed build never leaves half a r
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
+
+from edgenet.lightclass import lightclass
 
 REGISTRY_FILE = "local-builds.json"
 _LOCK_FILE = ".local-builds.lock"
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
+@lightclass
 class LocalBuild:
     """One file built here, as the registry records it."""
 
@@ -95,6 +95,8 @@ def entry_for(folder: Path, file: str) -> LocalBuild | None:
 
 
 def sha256_of(path: Path) -> str:
+    import hashlib  # only for a local build: edgenet.integrity says why it is not imported up front
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
@@ -147,6 +149,8 @@ def _update(folder: Path, change) -> None:
         builds = {file: build.to_dict() for file, build in read_registry(folder).items()}
         change(builds)
         payload = json.dumps({"version": 1, "builds": builds}, indent=1, sort_keys=True) + "\n"
+        import tempfile  # only when the registry changes
+
         handle, scratch = tempfile.mkstemp(dir=folder, prefix=".local-builds-", suffix=".json")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:

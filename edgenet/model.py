@@ -11,16 +11,17 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from edgenet.choices import Delegate, choose
 from edgenet.errors import DeviceError, ModelError
+from edgenet.lightclass import lightclass
 from edgenet.tasks.classification import ClassifyOptions
 
 
-@dataclass(frozen=True)
+@lightclass
 class ModelRequest:
     """Which model, and where to run it."""
 
@@ -35,7 +36,7 @@ class ModelRequest:
     pipeline: bool = True  # decoding runs beside inference (classify, eval): one thread fewer by default
 
 
-@dataclass(frozen=True)
+@lightclass
 class ModelInfo:
     """What every record says of the model."""
 
@@ -45,7 +46,7 @@ class ModelInfo:
     latency_only: bool = False
 
 
-@dataclass
+@lightclass(frozen=False)
 class Model:
     """A model ready to run frames: one engine (one interpreter), its labels and its task."""
 
@@ -248,12 +249,14 @@ def _builtin_threads(engine, request: ModelRequest, warnings: list, build):
 def _task_for(task, spec, given, given_file):
     """The task options to use: the ones given, refused in one line when the model is of the other kind;
     without them, the model's own kind (the catalog's task, or a detection head in the file)."""
-    from edgenet.tasks.detection import DetectOptions
-
     detector = (spec.task == "detect") if spec is not None else bool(given_file and given_file.detection)
     name = spec.name if spec is not None else given.name
     if task is None:
-        return DetectOptions() if detector else ClassifyOptions()
+        if not detector:
+            return ClassifyOptions()
+        from edgenet.tasks.detection import DetectOptions
+
+        return DetectOptions()
     if detector and task.task == "classify":
         raise ModelError(f"{name} is an object detector (SSD), not a classifier; use edgenet detect")
     if not detector and task.task == "detect" and (spec is not None or given_file is not None):

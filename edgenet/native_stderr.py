@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import threading
 
 _LOCK = threading.Lock()
@@ -27,8 +26,13 @@ class Captured:
 def _sink() -> int:
     fd = _SINK.get(os.getpid())
     if fd is None:
-        fd, name = tempfile.mkstemp(prefix="edgenet-stderr-")
-        os.unlink(name)
+        if hasattr(os, "memfd_create"):  # Linux: a file in memory, nothing on disk
+            fd = os.memfd_create("edgenet-stderr", os.MFD_CLOEXEC)
+        else:
+            import tempfile
+
+            fd, name = tempfile.mkstemp(prefix="edgenet-stderr-")
+            os.unlink(name)
         _SINK.clear()  # a forked child must not share its parent's file offset
         _SINK[os.getpid()] = fd
     return fd

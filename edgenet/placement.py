@@ -9,16 +9,17 @@ is not what the user asked for (auto on a box without a TPU, a fallback, ...).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from edgenet import edgetpu
 from edgenet.choices import Delegate
 from edgenet.errors import DeviceError, ModelError, UsageError
+from edgenet.lightclass import lightclass
 
 KINDS = ("cpu", "xnnpack", "edgetpu", "external")
 
 
-@dataclass(frozen=True)
+@lightclass
 class PlacementRequest:
     """What the user asked for, and what is known of the model before it is loaded."""
 
@@ -34,7 +35,7 @@ class PlacementRequest:
     twins: tuple[str, ...] = ()  # catalog models that have a twin, for advice
 
 
-@dataclass(frozen=True)
+@lightclass
 class HostFacts:
     """What placement needs from the machine (edgenet.delegates.gather_facts reads it)."""
 
@@ -44,7 +45,7 @@ class HostFacts:
     libedgetpu_problem: str = ""  # the one line to give when libedgetpu is needed and missing
 
 
-@dataclass(frozen=True)
+@lightclass
 class Placement:
     kind: str  # one of KINDS
     reason: str | None = None  # why, when it is not what the user asked for

@@ -12,10 +12,8 @@ import contextlib
 import importlib
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 
 from edgenet.errors import DeviceError, ModelError, UsageError, one_line
 from edgenet.host import usable_cores
+from edgenet.lightclass import lightclass
 from edgenet.tensors import (
     InputSpec,
     ModelFileInfo,
@@ -38,7 +37,7 @@ MAX_THREADS = 64  # far above any board's cores; a typo (1000) is refused instea
 AUTO, BUILTIN = "AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES"  # op resolvers: with XNNPACK, without
 
 
-@dataclass(frozen=True)
+@lightclass
 class Backend:
     name: str  # "ai_edge_litert", "tflite_runtime", "tensorflow"
     version: str
@@ -106,10 +105,10 @@ def _arm32_hint() -> str:
 def _import_backend(name: str) -> Backend:
     if name == "ai_edge_litert":
         module = importlib.import_module("ai_edge_litert.interpreter")
-        version = _dist_version("ai-edge-litert")
+        version = _version("ai_edge_litert", "ai-edge-litert")
     elif name == "tflite_runtime":
         module = importlib.import_module("tflite_runtime.interpreter")
-        version = _dist_version("tflite-runtime")
+        version = _version("tflite_runtime", "tflite-runtime")
     else:
         tf = importlib.import_module("tensorflow")
         module = tf.lite
@@ -122,6 +121,13 @@ def _import_backend(name: str) -> Backend:
         op_resolver_type=getattr(module, "OpResolverType", None)
         or getattr(getattr(module, "experimental", None), "OpResolverType", None),
     )
+
+
+def _version(package: str, dist: str) -> str:
+    """The package's own __version__ (both runtimes have one), else its installed distribution's: reading
+    the metadata costs 10 ms of imports (importlib.metadata, email) at every start."""
+    found = getattr(sys.modules.get(package), "__version__", None)
+    return str(found) if found else _dist_version(dist)
 
 
 def _dist_version(dist: str) -> str:
@@ -254,25 +260,13 @@ def _runtime_info_filtered():
     """The C++ runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on stderr each time
     an interpreter is built: noise in every cron log. Capture file descriptor 2 while the interpreter is
     built and pass on everything but its INFO lines (warnings and errors still show, a moment later)."""
+    from edgenet.native_stderr import captured_stderr, pass_on
+
+    out = None
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
+        with captured_stderr() as out:
             yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            kept = [
-                line
-                for line in capture.read().decode(errors="replace").splitlines(keepends=True)
-                if not line.startswith("INFO: ")
-            ]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+    finally:
+        if out is not None:  # also when building failed: its error lines are what the user needs
+            lines = out.text.splitlines(keepends=True)
+            pass_on("".join(line for line in lines if not line.startswith("INFO: ")))

@@ -9,19 +9,20 @@ over the file's bytes and the interpreter's tensor and op details (lists of dict
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 import numpy as np
 
 from edgenet.errors import ModelError
+from edgenet.lightclass import lightclass
 from edgenet.metadata import input_normalization
 
 QUANT_LIMITS = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
 DETECTION_OP = "TFLite_Detection_PostProcess"
 
 
-@dataclass(frozen=True)
+@lightclass
 class ModelFileInfo:
     path: str
     size: int
@@ -31,7 +32,7 @@ class ModelFileInfo:
     detection: bool = False  # ends in TFLite_Detection_PostProcess (an SSD detector)
 
 
-@dataclass(frozen=True)
+@lightclass
 class InputSpec:
     """What the model wants as input: shape, number format, and the real-valued range of a pixel."""
 
@@ -51,7 +52,7 @@ class InputSpec:
         return (self.width, self.height)
 
 
-@dataclass(frozen=True)
+@lightclass
 class OutputTensor:
     """One output tensor: its position, shape, number format and the op that produced it (None: unknown)."""
 

@@ -11,20 +11,19 @@ vouches for its exact bytes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
-from edgenet import local_builds
+from edgenet import integrity, local_builds
+from edgenet.data_files import read_text
 from edgenet.errors import ModelError, UsageError, one_line
+from edgenet.lightclass import lightclass
 from edgenet.local_builds import LocalBuild
 
 MAX_FILE_BYTES = 256 << 20  # a file or archive of unknown size larger than this is refused
@@ -33,7 +32,7 @@ _CHUNK = 1 << 20
 StopCheck = Callable[[], bool] | None
 
 
-@dataclass(frozen=True)
+@lightclass
 class Artifact:
     """One file to fetch: where from, and how to know it is the right one."""
 
@@ -63,7 +62,7 @@ class Artifact:
         }
 
 
-@dataclass(frozen=True)
+@lightclass
 class ModelSpec:
     name: str
     family: str
@@ -120,7 +119,7 @@ def _artifact(entry: dict) -> Artifact:
 
 @lru_cache(maxsize=1)
 def _catalog_data() -> dict:
-    return json.loads(resources.files("edgenet").joinpath("data/catalog.json").read_text(encoding="utf-8"))
+    return json.loads(read_text("catalog.json"))
 
 
 @lru_cache(maxsize=1)
@@ -229,30 +228,29 @@ def _mirror_candidates(artifact: Artifact) -> list[tuple[str, str | None]]:
 # -- integrity --------------------------------------------------------------------------------------
 
 
-def accepted(path: Path, artifact: Artifact, kind: str = "models") -> tuple[str | None, LocalBuild | None]:
+def accepted(
+    path: Path, artifact: Artifact, kind: str = "models", full: bool = False
+) -> tuple[str | None, LocalBuild | None]:
     """(None, None): the catalog's file; (None, build): a local build; (problem, None): neither."""
-    problem = check_integrity(path, artifact)
+    problem = check_integrity(path, artifact, full=full, remember=path)
     build = local_build(artifact, kind) if problem else None
     return local_builds.vouch(path, build, problem)
 
 
-def check_integrity(path: Path, artifact: Artifact) -> str | None:
-    """None when the file is the catalog's; otherwise what differs. One hash, the one the catalog knows."""
-    size = path.stat().st_size
-    if artifact.size is not None and size != artifact.size:
-        return f"size {size} bytes, expected {artifact.size}"
-    if artifact.sha256:
-        found, expected, what = hashlib.sha256(), artifact.sha256, "sha256"
-    elif artifact.git_sha1:
-        found, expected, what = hashlib.sha1(b"blob %d\0" % size), artifact.git_sha1, "git blob sha1"
-    else:
-        return None
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            found.update(chunk)
-    if found.hexdigest() != expected:
-        return f"{what} {found.hexdigest()[:16]}..., expected {expected[:16]}..."
-    return None
+def check_integrity(
+    path: Path, artifact: Artifact, full: bool = False, remember: Path | None = None
+) -> str | None:
+    """None when the file is the catalog's; otherwise what differs (edgenet.integrity: every byte, every
+    time; the full digest when `full`). `remember`: the file's place in the cache, where a CRC-32 record
+    may be kept (never in a mirror or a download's scratch folder)."""
+    return integrity.check(
+        path,
+        size=artifact.size,
+        sha256=artifact.sha256,
+        git_sha1=artifact.git_sha1,
+        full=full,
+        remember=remember,
+    )
 
 
 # -- fetching ---------------------------------------------------------------------------------------
@@ -266,6 +264,8 @@ def _install_from(
     from edgenet import download
 
     limit = artifact.size or MAX_FILE_BYTES
+    import tempfile  # only when a model is fetched
+
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".pull-{os.getpid()}-") as scratch:
         scratch = Path(scratch)
         archive = Path(location)
@@ -281,7 +281,7 @@ def _install_from(
             fetched = scratch / artifact.file
             with open(fetched, "wb") as handle:
                 download.extract_member(archive, member, handle, limit=limit, should_stop=should_stop)
-        problem = check_integrity(fetched, artifact)
+        problem = check_integrity(fetched, artifact, full=True, remember=target)
         if problem:
             raise download.Unusable(f"checksum mismatch ({problem})")
         os.chmod(fetched, 0o644)
@@ -326,7 +326,7 @@ def prepare_cache_folder(folder: Path, damaged: str = "") -> None:
     _remove_stale_scratch(folder)
 
 
-@dataclass(frozen=True)
+@lightclass
 class Pulled:
     """A file in the cache and where it came from."""
 
@@ -346,8 +346,8 @@ def pull(
 def obtain(
     artifact: Artifact, *, force: bool = False, kind: str = "models", should_stop: StopCheck = None
 ) -> Pulled:
-    """Make sure the artifact is in the cache and intact (its checksum, or its local build's, is verified on
-    every call: a bad SD card changes bytes without touching size or mtime); fetch it from the mirror or
+    """Make sure the artifact is in the cache and intact (every byte is checked on every call, against the
+    catalog's checksum or its local build's: edgenet.integrity); fetch it from the mirror or
     upstream otherwise. `should_stop` (e.g. "has SIGTERM arrived?") is polled during a download: the download
     then ends within a fraction of a second with `Interrupted` (exit 130), leaving nothing behind."""
     from edgenet import download
@@ -409,13 +409,13 @@ def verify(artifact: Artifact, kind: str = "models") -> str | None:
     path = cache_path(artifact, kind)
     if not path.is_file():
         return "not pulled"
-    return accepted(path, artifact, kind)[0]
+    return accepted(path, artifact, kind, full=True)[0]
 
 
 # -- resolving what the user typed ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@lightclass
 class ResolvedModel:
     path: Path
     name: str  # zoo name, or the file name for a path

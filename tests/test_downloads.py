@@ -123,9 +123,9 @@ def test_a_download_killed_outright_leaves_a_folder_the_next_pull_removes(tmp_pa
     assert [p.name for p in models.iterdir() if p.name.startswith(f".pull-{process.pid}-")]
     monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
     path = zoo.pull(zoo.get_spec("v1-0.25-128").artifact)  # from the mirror folder this time
-    assert (
-        sorted(p.name for p in models.iterdir()) == [V1] and path.read_bytes() == model_file(V1).read_bytes()
-    )
+    record = f".{V1}.crc32"  # edgenet.integrity: the CRC-32 later loads check
+    assert sorted(p.name for p in models.iterdir()) == [record, V1]
+    assert path.read_bytes() == model_file(V1).read_bytes()
 
 
 def test_a_fifo_in_the_mirror_is_skipped_never_opened(tmp_path, monkeypatch):

@@ -205,6 +205,47 @@ def test_bit_rot_with_size_and_mtime_kept_is_never_used(tmp_path, monkeypatch, m
     assert "sha256" in zoo.verify(artifact)  # `models verify` says it too
 
 
+def test_a_crc32_record_checks_every_byte_on_later_loads(tmp_path, monkeypatch, mirror):
+    """After the full digest held once, a load compares the file's CRC-32 with the record beside it; a
+    record that does not match (damaged, or from other bytes) sends it back to the digest, which decides."""
+    from edgenet import integrity
+
+    monkeypatch.setenv("EDGENET_HOME", str(tmp_path / "home"))
+    artifact = zoo.get_spec("v1-0.25-128").artifact
+    path = zoo.pull(artifact)
+    record = integrity.record_path(path)
+    digest, size, crc = record.read_text().split()
+    assert (digest, int(size)) == (artifact.sha256, path.stat().st_size)
+    assert int(crc, 16) == integrity.crc32_of(path)
+    record.write_text(f"{digest} {size} {int(crc, 16) ^ 1:08x}\n")  # a damaged record, a good file
+    assert zoo.verify(artifact) is None and zoo.pull(artifact) == path
+    assert record.read_text().split()[2] == crc  # rewritten by the digest
+    record.write_text("not a record")
+    assert zoo.pull(artifact) == path and record.read_text().split() == [digest, size, crc]
+    assert not list(mirror.rglob("*.crc32"))  # nothing is ever written into the mirror
+
+
+def test_a_cron_run_on_a_cached_model_does_not_load_openssl(tmp_path, images):
+    """The CRC-32 record spares a run hashlib (OpenSSL's libcrypto: 3.7 MiB of resident memory); the run
+    that pulls the model verifies the full digest and loads it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from edgenet.cli import main; code = main(sys.argv[1:]); "
+        "print('openssl' if '_hashlib' in sys.modules else 'no openssl', file=sys.stderr); sys.exit(code)"
+    )
+    photo = str(images / "cat.bmp")
+    command = [sys.executable, "-c", probe, "classify", photo, "-m", "v1-0.25-128", "-f", "jsonl"]
+    env = {**os.environ, "EDGENET_HOME": str(tmp_path / "home")}
+    said = []
+    for _ in range(2):
+        run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert run.returncode == 0, run.stderr
+        said.append(run.stderr.strip().splitlines()[-1])
+    assert said == ["openssl", "no openssl"]
+
+
 def test_bit_rot_in_the_cache_stops_a_cron_run_with_exit_3(tmp_path, images, cli):
     home = tmp_path / "home"
     first = cli(

@@ -12,22 +12,6 @@ import sys
 
 import typer
 
-from edgenet.cli.bench import bench
-from edgenet.cli.choose import choose
-from edgenet.cli.classify import classify
-from edgenet.cli.detect import detect
-from edgenet.cli.evaluate import evaluate
-from edgenet.cli.learn import learn
-from edgenet.cli.models import (
-    models_build,
-    models_info,
-    models_list,
-    models_path,
-    models_pull,
-    models_verify,
-    samples,
-)
-from edgenet.cli.system import devices, doctor
 from edgenet.errors import EXIT_INTERNAL
 
 
@@ -58,17 +42,39 @@ _help_shows_metavars_not_types()
 HELP = "Run quantized MobileNets on small boards (CPU/XNNPACK or a Coral Edge TPU), with per-frame latency."
 SETTINGS = {"help_option_names": ["-h", "--help"]}
 
-app = typer.Typer(
-    help=HELP,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings=SETTINGS,
-)
-models_app = typer.Typer(
-    help="The model zoo: list, pull, verify, inspect, build.", no_args_is_help=True, context_settings=SETTINGS
-)
-app.add_typer(models_app, name="models")
+# Every command: name -> (module, function, extra registration). Only the command asked for is imported and
+# built (a cron run of classify imports no other command's module and builds no other click command); help
+# and an unknown command get them all.
+COMMANDS: dict[str, tuple[str, str, dict]] = {
+    "classify": ("edgenet.cli.classify", "classify", {}),
+    "detect": ("edgenet.cli.detect", "detect", {}),
+    "eval": ("edgenet.cli.evaluate", "evaluate", {}),
+    "bench": ("edgenet.cli.bench", "bench", {}),
+    "choose": ("edgenet.cli.choose", "choose", {}),
+    "learn": ("edgenet.cli.learn", "learn", {}),
+    "devices": ("edgenet.cli.system", "devices", {}),
+    "doctor": ("edgenet.cli.system", "doctor", {}),
+    "samples": ("edgenet.cli.models", "samples", {"hidden": True}),
+}
+MODELS_HELP = "The model zoo: list, pull, verify, inspect, build."
+MODEL_COMMANDS: dict[str, tuple[str, str, dict]] = {
+    "list": ("edgenet.cli.models", "models_list", {}),
+    "pull": ("edgenet.cli.models", "models_pull", {}),
+    "path": ("edgenet.cli.models", "models_path", {}),
+    "verify": ("edgenet.cli.models", "models_verify", {}),
+    "info": ("edgenet.cli.models", "models_info", {}),
+    "build": ("edgenet.cli.models", "models_build", {}),
+}
+GROUPS = {"models": (MODELS_HELP, MODEL_COMMANDS)}
+
+
+class _PlainHelpGroup(typer.core.TyperGroup):
+    """The top level's help in click's plain layout: a list of commands needs no panels, and rendering it
+    with rich (typer.rich_utils: rich, markdown-it, pygments) would double `edgenet --help`'s time. Each
+    command's own help keeps Typer's rich panels."""
+
+    def format_help(self, ctx, formatter) -> None:
+        super(typer.core.TyperGroup, self).format_help(ctx, formatter)  # click's own
 
 
 def _version(asked: bool) -> None:
@@ -79,7 +85,6 @@ def _version(asked: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _options(
     version: bool = typer.Option(
         False, "--version", "-V", callback=_version, is_eager=True, help="Print edgenet's version and exit."
@@ -88,21 +93,45 @@ def _options(
     """Run quantized MobileNets on small boards (CPU/XNNPACK or a Coral Edge TPU), with per-frame latency."""
 
 
-app.command()(classify)
-app.command()(detect)
-app.command(name="eval")(evaluate)
-app.command()(bench)
-app.command()(choose)
-app.command()(learn)
-app.command()(devices)
-app.command()(doctor)
-app.command(hidden=True)(samples)
-models_app.command("list")(models_list)
-models_app.command("pull")(models_pull)
-models_app.command("path")(models_path)
-models_app.command("verify")(models_verify)
-models_app.command("info")(models_info)
-models_app.command("build")(models_build)
+def _register(app: typer.Typer, commands: dict, only: str | None) -> None:
+    for name, (module, function, extra) in commands.items():
+        if only is None or name == only:  # __import__, not importlib's: -X importtime sees it (tests do)
+            app.command(name, **extra)(getattr(__import__(module, fromlist=[function]), function))
+
+
+def _asked(args: list[str]) -> list[str]:
+    """The command names on the command line before its first option: ["models", "list"], ["classify"]."""
+    names = []
+    for arg in args:
+        if arg.startswith("-"):
+            break
+        names.append(arg)
+    return names[:2]
+
+
+def build_app(args: list[str] | None = None) -> typer.Typer:
+    """The command line, with only the command that `args` asks for when it names one (all of them for
+    help, a bare `edgenet` or a name that is no command)."""
+    asked = _asked(list(sys.argv[1:] if args is None else args))
+    only = asked[0] if asked and (asked[0] in COMMANDS or asked[0] in GROUPS) else None
+    app = typer.Typer(
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        context_settings=SETTINGS,
+        cls=_PlainHelpGroup,
+    )
+    app.callback()(_options)
+    _register(app, COMMANDS, only)
+    for group, (help_text, commands) in GROUPS.items():
+        if only not in (None, group):
+            continue
+        sub = typer.Typer(help=help_text, no_args_is_help=True, context_settings=SETTINGS)
+        sub_only = asked[1] if only == group and len(asked) > 1 and asked[1] in commands else None
+        _register(sub, commands, sub_only)
+        app.add_typer(sub, name=group)
+    return app
 
 
 def _usage_line(problem) -> str:
@@ -127,9 +156,10 @@ def _click_exceptions() -> tuple[type, type]:
 def main(args: list[str] | None = None) -> int:
     click_exception, abort = _click_exceptions()
     try:
-        code = app(args=args, standalone_mode=False, prog_name="edgenet")
+        code = build_app(args)(args=args, standalone_mode=False, prog_name="edgenet")
     except click_exception as problem:
         if type(problem).__name__ == "NoArgsIsHelpError":  # bare `edgenet` (or `edgenet models`): the help
+            print(problem.format_message(), flush=True)
             return 0
         print(_usage_line(problem), file=sys.stderr, flush=True)
         return problem.exit_code

@@ -112,14 +112,13 @@ def classify(
     """
     from edgenet.run.job import Job, OutputOptions, run_job
     from edgenet.tasks.classification import ClassifyOptions
-    from edgenet.tasks.regions import parse_named_regions
 
     job = Job(
         model=model_request(
             model, labels, threads, delegate, device, delegate_lib, delegate_option, input_range
         ),
         task=ClassifyOptions(
-            resize=resize, top_k=top_k, threshold=threshold, regions=parse_named_regions(roi)
+            resize=resize, top_k=top_k, threshold=threshold, regions=shared.regions_from(roi)
         ),
         inputs=shared.inputs_from(
             inputs,

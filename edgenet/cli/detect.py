@@ -43,7 +43,6 @@ def _task(request, roi, threshold, classes, max_detections, classify_crops, crop
     from dataclasses import replace
 
     from edgenet.tasks.detection import DetectOptions
-    from edgenet.tasks.regions import parse_named_regions
 
     crops = None
     if classify_crops:
@@ -56,7 +55,7 @@ def _task(request, roi, threshold, classes, max_detections, classify_crops, crop
             delegate_options=(),
         )
     return DetectOptions(
-        regions=parse_named_regions(roi),
+        regions=shared.regions_from(roi),
         threshold=threshold,
         classes=_names(classes),
         max_detections=max_detections,

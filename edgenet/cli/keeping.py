@@ -110,12 +110,16 @@ def keep_options(
 ):
     """The run's edgenet.run.keep.KeepOptions; a malformed --save-when is a usage error (exit 2)."""
     from edgenet.run.keep import KeepOptions
-    from edgenet.sinks.conditions import parse_condition
 
+    conditions = ()
+    if save_when:  # the parser only when asked for: a plain run imports nothing of --save
+        from edgenet.sinks.conditions import parse_condition
+
+        conditions = tuple(parse_condition(text) for text in save_when)
     return KeepOptions(
         annotate=annotate,
         save_dir=save,
-        save_when=tuple(parse_condition(text) for text in save_when or ()),
+        save_when=conditions,
         save_max_mb=save_max_mb,
         serve=serve,
         serve_fps=serve_fps,

@@ -81,6 +81,15 @@ def ha_discovery_option():
     )
 
 
+def regions_from(roi: list[str] | None) -> tuple:
+    """--roi NAME=x,y,w,h ... as edgenet.tasks.regions.NamedRegion (the parser imported only when asked)."""
+    if not roi:
+        return ()
+    from edgenet.tasks.regions import parse_named_regions
+
+    return parse_named_regions(roi)
+
+
 def inputs_argument():
     return typer.Argument(None, metavar="PATH", help="Image files, folders (recursive), globs or videos.")
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from edgenet.choices import RecordFormat
 from edgenet.errors import UsageError
+from edgenet.lightclass import lightclass
 from edgenet.model import ClassifyOptions, ModelRequest
 from edgenet.run.keep import KeepOptions
 from edgenet.run.stop import StopSignals
@@ -19,7 +20,7 @@ from edgenet.run.stop import StopSignals
 OPENCV_PIXEL_LIMIT = 1 << 30  # OPENCV_IO_MAX_IMAGE_PIXELS's default
 
 
-@dataclass(frozen=True)
+@lightclass
 class InputOptions:
     """Where frames come from. Images: `paths` (files, folders, globs). Streams: `camera`, `videos`, or
     video files among `paths`."""
@@ -92,14 +93,14 @@ class InputOptions:
             )
 
 
-@dataclass(frozen=True)
+@lightclass
 class OutputOptions:
     format: RecordFormat = RecordFormat.table
     output: str | None = None
     quiet: bool = False
 
 
-@dataclass(frozen=True)
+@lightclass
 class MqttOptions:
     address: str
     topic: str | None = None
@@ -112,7 +113,7 @@ class MqttOptions:
     discovery_prefix: str = "homeassistant"  # Home Assistant discovery for regions ("" : none)
 
 
-@dataclass(frozen=True)
+@lightclass
 class UnattendedOptions:
     """Incremental state and its lock, Prometheus textfile, MQTT."""
 
@@ -142,7 +143,7 @@ class UnattendedOptions:
             check_options(mqtt.address, topic=mqtt.topic, tls=mqtt.tls, ca_file=mqtt.ca)
 
 
-@dataclass(frozen=True)
+@lightclass
 class Job:
     model: ModelRequest = field(default_factory=ModelRequest)
     task: object = field(default_factory=ClassifyOptions)

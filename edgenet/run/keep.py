@@ -6,12 +6,13 @@ annotated output and the preview after it (the preview's linger must not hold ba
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from edgenet.errors import UsageError
+from edgenet.lightclass import lightclass
 
 
-@dataclass(frozen=True)
+@lightclass
 class KeepOptions:
     annotate: str | None = None  # a folder, or a video file name (.mp4 .m4v .mov .mkv .avi)
     save_dir: str | None = None
@@ -59,7 +60,7 @@ class KeepOptions:
             raise UsageError(f"--annotate {self.annotate}: needs an existing, writable folder")
 
 
-@dataclass(frozen=True)
+@lightclass
 class KeptSinks:
     """`before`: sinks that go before the data writer (they add to the record); `after`: after it."""
 

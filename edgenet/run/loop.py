@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from edgenet.errors import EdgenetError
+from edgenet.lightclass import lightclass
 from edgenet.run.prefetch import Prefetcher, Prepared
 from edgenet.run.records import error_record, frame_record
 from edgenet.run.summary import RunSummary
@@ -54,14 +55,14 @@ class Result:
         return getattr(self.frame, "image", None)
 
 
-@dataclass(frozen=True)
+@lightclass
 class Limits:
     max_frames: int | None = None  # stop after this many records
     duration: float | None = None  # stop after this many seconds, counted from the first frame
     warm_up: bool = False  # streams: warm the interpreter before capture starts
 
 
-@dataclass
+@lightclass(frozen=False)
 class Outcome:
     summary: RunSummary
     stopped: list[str] = field(default_factory=list)  # why the run was stopped (signals)

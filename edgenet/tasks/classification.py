@@ -13,13 +13,14 @@ import numpy as np
 
 from edgenet.choices import Resize
 from edgenet.errors import ModelError
+from edgenet.lightclass import lightclass
 
 # Ops that only reshape or change the number format between the last real op and the output.
 _PASS_THROUGH_OPS = {"QUANTIZE", "DEQUANTIZE", "RESHAPE", "SQUEEZE"}
 _PROBABILITY_OPS = {"SOFTMAX", "LOGISTIC"}
 
 
-@dataclass(frozen=True)
+@lightclass
 class OutputSpec:
     classes: int
     dtype: str
@@ -156,7 +157,7 @@ class Classification:
         return to_input_tensor(np.full((spec.height, spec.width, spec.channels), 128, np.uint8), spec)
 
 
-@dataclass(frozen=True)
+@lightclass
 class ClassifyOptions:
     """The classify task's options: `labels` finds the model's labels, `build` makes the task."""
 
