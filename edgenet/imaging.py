@@ -239,11 +239,11 @@ def load_image(
         if not stat.S_ISREG(info.st_mode):
             raise InputError("cannot read image: not a regular file (a FIFO, socket or device)")
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(HEAD_BYTES)
-            found = image_size(data)
+            found = image_size(handle.read(HEAD_BYTES))
             if found:
                 check_size(*found, max_pixels)
-            data += handle.read()
+            handle.seek(0)  # all of it in one buffer (head + rest would hold the file twice a moment)
+            data = handle.read()
         key = (len(data), info.st_mtime_ns)  # what was read, should the file have changed meanwhile
         return LoadedImage(decode_image(data, path, min_short, max_pixels=max_pixels), None, key)
     except EdgenetError as exc:

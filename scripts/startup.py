@@ -252,7 +252,7 @@ def model_facts(model: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--image", default=str(SHARED / "images" / "cat.bmp"))
+    parser.add_argument("--image", default=str(SHARED / "images" / "parrot.jpg"))  # the issue: one.jpg
     parser.add_argument(
         "--model", default="v2", help="zoo name; the minimal script loads the same cached file"
     )
