@@ -224,6 +224,12 @@ def test_every_local_pretrained_classifier_is_measured_and_the_others_listed(tmp
     assert {m["model"] for m in full["models"]} == classifiers & local
     assert {m["model"] for m in full["not_measured"]} == classifiers - local  # v1, v3-edgetpu: not mirrored
     assert all(m["pull"] == f"edgenet models pull {m['model']}" for m in full["not_measured"])
+    # fetching was tried (offline here: the mirror lacks them, upstream is unreachable), and said why
+    missing = full["not_measured"]
+    assert all(m["reason"] == "cannot fetch it here" and "cannot fetch" in m["error"] for m in missing)
+    kept_here = document(choose(tmp_path / "home", "--fps", "30", *QUICK, "--no-pull", "-f", "json"))
+    assert {m["reason"] for m in kept_here["not_measured"]} == {"not here (--no-pull)"}
+    assert not any("error" in m for m in kept_here["not_measured"])
     no_figure = {m["model"] for m in full["models"] if m["accuracy"] is None}
     assert no_figure == {"v2-keras", "v2-inat-bird"}  # no published figure for these exact weights
     assert "not measured: v1 " in run.stderr and "top-1 %" in run.stderr

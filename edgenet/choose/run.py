@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from edgenet.choices import Delegate, ReportFormat, Task
 from edgenet.console import say, terminal_width, warn
-from edgenet.errors import EXIT_INTERRUPTED, EdgenetError, Interrupted, UsageError
+from edgenet.errors import EXIT_INTERRUPTED, EdgenetError, Interrupted, ModelError, UsageError
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class ChoosePlan:
     threads: int | None = None  # default: what classify would use (usable cores minus one, 1 to 4)
     delegate: Delegate = Delegate.auto
     refresh: bool = False
+    pull: bool = True  # fetch the models that are not here yet (the mirror, then upstream)
     runs: int = 30
     min_seconds: float = 2.0
     warmup: int = 3
@@ -98,7 +99,7 @@ def run_choose(plan: ChoosePlan) -> int:
         try:
             for number, candidate in enumerate(found, 1):
                 stop.check()
-                state.latency(candidate, number, len(found), plan.refresh, stop)
+                state.latency(candidate, number, len(found), plan, stop)
             for entry in state.measured:
                 stop.check()
                 _accuracy(entry, plan, state, stop)
@@ -139,6 +140,10 @@ class _State:
             self._warned.add(message)
             warn(message)
 
+    def not_here(self, name: str, reason: str, error: str | None = None) -> None:
+        entry = {"model": name, "reason": reason, "pull": f"edgenet models pull {name}"}
+        self.not_measured.append(entry if error is None else {**entry, "error": error})
+
     def store(self, put, *args) -> None:
         try:
             put(*args)
@@ -147,23 +152,20 @@ class _State:
                 self._cache_failed = True
                 warn(f"cannot write the cache {self.cache.path} ({exc.strerror}); the figures are not kept")
 
-    def latency(self, candidate, number: int, total: int, refresh: bool, stop) -> None:
+    def latency(self, candidate, number: int, total: int, plan: ChoosePlan, stop) -> None:
         from edgenet.choose.measure import measure_latency
 
-        cached = None if refresh else self.cache.latency_for(candidate.name, candidate.sha, self.fingerprint)
+        cached = (
+            None if plan.refresh else self.cache.latency_for(candidate.name, candidate.sha, self.fingerprint)
+        )
         if cached is not None:
             self.measured.append({**cached, "from": "cache"})
             return
-        if not candidate.local:
-            self.not_measured.append(
-                {
-                    "model": candidate.name,
-                    "reason": "not local",
-                    "pull": f"edgenet models pull {candidate.name}",
-                }
-            )
+        if not candidate.local and not plan.pull:
+            self.not_here(candidate.name, "not here (--no-pull)")
             return
-        say(f"measuring {candidate.name} ({number}/{total}) end to end on {len(self.photos)} photo(s)...")
+        verb = "measuring" if candidate.local else "fetching and measuring"
+        say(f"{verb} {candidate.name} ({number}/{total}) end to end on {len(self.photos)} photo(s)...")
         try:
             entry = measure_latency(
                 candidate,
@@ -179,6 +181,9 @@ class _State:
         except EdgenetError as error:
             if total == 1:
                 raise  # the one model asked for: its error is the command's
+            if not candidate.local and isinstance(error, ModelError):  # offline: not a failure of the model
+                self.not_here(candidate.name, "cannot fetch it here", str(error))
+                return
             self.failed.append({"model": candidate.name, "error": str(error)})
             self.errors.append(error)
             warn(f"{candidate.name}: {error}")

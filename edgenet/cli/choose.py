@@ -47,6 +47,12 @@ def choose(
         help="Your labelled photos (as edgenet eval): accuracy measured, not published.",
         rich_help_panel=MEASURE,
     ),
+    pull: bool = typer.Option(
+        True,
+        "--pull/--no-pull",
+        help="Fetch the models not here yet (--no-pull: only those already here).",
+        rich_help_panel=MEASURE,
+    ),
     refresh: bool = typer.Option(
         False, "--refresh", help="Measure again, ignoring this board's cache.", rich_help_panel=MEASURE
     ),
@@ -89,6 +95,7 @@ def choose(
         threads=threads,
         delegate=delegate,
         refresh=refresh,
+        pull=pull,
         runs=runs,
         min_seconds=seconds,
         warmup=warmup,
