@@ -11,7 +11,8 @@ from __future__ import annotations
 import struct
 
 # schema.fbs: Model { version, operator_codes, subgraphs, description, buffers, metadata_buffer, metadata }
-_MODEL_BUFFERS, _MODEL_METADATA = 4, 6
+_MODEL_OPERATOR_CODES, _MODEL_BUFFERS, _MODEL_METADATA = 1, 4, 6
+_OPCODE_CUSTOM = 1  # OperatorCode { deprecated_builtin_code, custom_code, version, builtin_code }
 _METADATA_NAME, _METADATA_BUFFER = 0, 1  # Metadata { name, buffer }
 _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2  # Buffer { data, offset, size }
 # metadata_schema.fbs
@@ -93,6 +94,16 @@ class _Table:
 
 def _root(data: bytes) -> _Table:
     return _Table(data, struct.unpack_from("<I", data, 0)[0])
+
+
+def custom_ops(model) -> tuple[str, ...] | None:
+    """The names of the model's custom ops (edgetpu-custom-op, TFLite_Detection_PostProcess, ethos-u...),
+    from its operator codes; None when they cannot be read (the caller then searches the bytes)."""
+    try:
+        codes = _root(model).tables(_MODEL_OPERATOR_CODES)
+        return tuple(name for code in codes if (name := code.string(_OPCODE_CUSTOM)))
+    except (struct.error, IndexError, ValueError):
+        return None
 
 
 def metadata_buffer(model: bytes) -> bytes | None:

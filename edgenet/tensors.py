@@ -8,6 +8,8 @@ over the file's bytes and the interpreter's tensor and op details (lists of dict
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 from dataclasses import field
 from pathlib import Path
@@ -16,7 +18,7 @@ import numpy as np
 
 from edgenet.errors import ModelError
 from edgenet.lightclass import lightclass
-from edgenet.metadata import input_normalization
+from edgenet.metadata import custom_ops, input_normalization
 
 QUANT_LIMITS = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
 DETECTION_OP = "TFLite_Detection_PostProcess"
@@ -75,28 +77,49 @@ def inspect_model_file(path: str | os.PathLike) -> ModelFileInfo:
         )
     if path.is_dir():
         raise ModelError(f"model path is a folder: {path}; give a .tflite file")
-    try:
-        data = path.read_bytes()
+    try:  # mapped, not read: only the header, the op codes and the metadata are touched
+        with open(path, "rb") as handle, _mapped(handle) as data:
+            return _inspect(path, data)
     except OSError as exc:
         raise ModelError(f"cannot read model {path}: {exc.strerror}; check its permissions") from None
+
+
+@contextlib.contextmanager
+def _mapped(handle):
+    size = os.fstat(handle.fileno()).st_size
+    if size == 0:  # mmap refuses an empty file
+        yield b""
+        return
+    data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        yield data
+    finally:
+        data.close()
+
+
+def _inspect(path: Path, data) -> ModelFileInfo:
     if len(data) < 16 or data[4:8] != b"TFL3":
         raise ModelError(
             f"{path} is not a TFLite model (no TFL3 flatbuffer header); give a .tflite file "
             "(edgenet models list shows the known ones)"
         )
-    if b"ethos-u" in data:
+    customs = custom_ops(data)
+    if customs is None:  # op codes that cannot be read: look for the names anywhere in the file
+        names = ("ethos-u", "edgetpu-custom-op", DETECTION_OP)
+        customs = tuple(name for name in names if data.find(name.encode()) >= 0)
+    if any(name.startswith("ethos-u") for name in customs):
         raise ModelError(
             f"{path} is compiled for an Arm Ethos-U NPU (Vela) and cannot run on a CPU or an Edge TPU; "
             "use the model before Vela compilation"
         )
-    needs_edgetpu = b"edgetpu-custom-op" in data
+    needs_edgetpu = "edgetpu-custom-op" in customs
     return ModelFileInfo(
         path=str(path),
         size=len(data),
         needs_edgetpu=needs_edgetpu,
         custom_ops=("edgetpu-custom-op",) if needs_edgetpu else (),
         normalization=input_normalization(data),
-        detection=DETECTION_OP.encode() in data,
+        detection=DETECTION_OP in customs,
     )
 
 

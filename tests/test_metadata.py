@@ -112,3 +112,33 @@ def test_per_channel_normalization(tmp_path, model_file):
         [(255 - 123.675) / 58.395, (255 - 116.28) / 57.12, (255 - 103.53) / 57.375],
         rtol=1e-5,
     )
+
+
+def test_custom_ops_come_from_the_operator_codes(model_file):
+    from edgenet.metadata import custom_ops
+
+    def ops(name: str):
+        return custom_ops(model_file(name).read_bytes())
+
+    assert ops("mobilenet_v1_0.25_128_quant_edgetpu.tflite") == ("edgetpu-custom-op",)
+    assert "TFLite_Detection_PostProcess" in ops("ssd_mobilenet_v1_1_default_1.tflite")
+    assert ops("mobilenet_v1_0.25_128_quant.tflite") == ()
+    assert custom_ops(b"TFL3" + b"\xff" * 60) is None  # unreadable: the caller searches the bytes
+
+
+def test_a_file_whose_op_codes_cannot_be_read_is_judged_by_its_bytes(tmp_path, model_file):
+    """A TFL3 header over a broken flatbuffer: the op names anywhere in the file still decide."""
+    from edgenet.errors import ModelError
+    from edgenet.tensors import inspect_model_file
+
+    broken = tmp_path / "broken_edgetpu.tflite"
+    broken.write_bytes(b"\xff\xff\xff\x7fTFL3" + b"\x00" * 64 + b"edgetpu-custom-op" + b"\x00" * 64)
+    assert inspect_model_file(broken).needs_edgetpu
+    vela = tmp_path / "vela.tflite"
+    vela.write_bytes(b"\xff\xff\xff\x7fTFL3" + b"\x00" * 64 + b"ethos-u" + b"\x00" * 64)
+    with pytest.raises(ModelError, match="Ethos-U"):
+        inspect_model_file(vela)
+    empty = tmp_path / "empty.tflite"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelError, match="not a TFLite model"):
+        inspect_model_file(empty)
