@@ -2,12 +2,14 @@
 """A raw `interpreter.invoke()` loop, to check that `edgenet bench` adds nothing to what it measures.
 
     raw_invoke.py MODEL.tflite --threads 2             # one raw measurement (p50 etc., or --json)
-    raw_invoke.py --side-by-side --model v2 --threads 1,2 --rounds 5
+    raw_invoke.py --side-by-side --model v2 --threads 1,2 --rounds 5 [--against REV]
     raw_invoke.py --interleaved --model v2 --threads 1,2 --rounds 40 --runs 50
 
 --side-by-side alternates, round after round, a fresh process of this raw loop and a fresh `edgenet bench`
 process on the same file, thread count, runs, minimum time and warm-up, and prints each side's median p50 and
 the ratio edgenet / raw. Same process conditions: one process per measurement on both sides, run in turn.
+`--against REV` adds a third side, the `edgenet bench` of git revision REV (its edgenet/ extracted to a
+temporary folder): before and after a change, each against the raw loop, in one run.
 --interleaved does it inside one process instead: the raw interpreter and edgenet's Engine (bench.time_invoke)
 on the same file, in short alternating blocks, so that load from other processes hits both sides alike.
 
@@ -80,13 +82,51 @@ def raw_loop(model_path: str, threads: int, runs: int, min_seconds: float, warmu
     }
 
 
+def edgenet_bench_p50(model: str, threads: int, common: list[str], cwd: str | None = None) -> float:
+    """`edgenet bench` in a fresh process: the one of this tree, or (cwd) the one extracted there."""
+    ours = subprocess.run(
+        [sys.executable, "-m", "edgenet", "bench", "--model", model, "--threads", str(threads)]
+        + ["--format", "json", *common],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=cwd,
+    )
+    return json.loads(ours.stdout)[0]["latency_ms"]["p50"]
+
+
+def extract(revision: str, folder: str) -> str:
+    """edgenet/ as of `revision`, in `folder` (run from there, `python -m edgenet` is that one)."""
+    archive = subprocess.run(
+        ["git", "archive", revision, "edgenet"], cwd=os.path.dirname(HERE), capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+    return folder
+
+
 def side_by_side(
-    model: str, thread_counts: list[int], rounds: int, runs: int, min_seconds: float, warmup: int
+    model: str,
+    thread_counts: list[int],
+    rounds: int,
+    runs: int,
+    min_seconds: float,
+    warmup: int,
+    against: str | None = None,
 ) -> int:
     sys.path.insert(0, os.path.dirname(HERE))
     from edgenet import zoo
 
     path = str(zoo.resolve(model).path)
+    if against:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            before = extract(against, folder)
+            return _side_by_side(model, path, thread_counts, rounds, runs, min_seconds, warmup, before)
+    return _side_by_side(model, path, thread_counts, rounds, runs, min_seconds, warmup, None)
+
+
+def _side_by_side(model, path, thread_counts, rounds, runs, min_seconds, warmup, baseline) -> int:
     common = ["--runs", str(runs), "--min-seconds", str(min_seconds), "--warmup", str(warmup)]
     print(
         f"model {model} ({os.path.basename(path)}), {rounds} rounds, each side a fresh process per round, "
@@ -94,34 +134,28 @@ def side_by_side(
     )
     worst = 0.0
     for threads in thread_counts:
-        raw_p50, edgenet_p50 = [], []
-        for _ in range(rounds):
-            raw = subprocess.run(
-                [sys.executable, __file__, path, "--threads", str(threads), "--json", *common],
-                capture_output=True,
-                text=True,
-                check=True,
+        raw_p50, edgenet_p50, before_p50 = [], [], []
+        for number in range(rounds):
+            sides = ["raw", "edgenet"] + (["before"] if baseline else [])
+            for side in sides[number % len(sides) :] + sides[: number % len(sides)]:  # rotate who goes first
+                if side == "raw":
+                    raw = subprocess.run(
+                        [sys.executable, __file__, path, "--threads", str(threads), "--json", *common],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    raw_p50.append(json.loads(raw.stdout)["p50"])
+                elif side == "edgenet":
+                    edgenet_p50.append(edgenet_bench_p50(model, threads, common))
+                else:
+                    before_p50.append(edgenet_bench_p50(model, threads, common, cwd=baseline))
+        if before_p50:
+            before = statistics.median(b / r for b, r in zip(before_p50, raw_p50, strict=True))
+            print(
+                f"threads {threads}: the --against revision's bench p50 "
+                f"{statistics.median(before_p50):.4f} ms, median of per-round ratios to raw {before:.3f}"
             )
-            raw_p50.append(json.loads(raw.stdout)["p50"])
-            ours = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "edgenet",
-                    "bench",
-                    "--model",
-                    model,
-                    "--threads",
-                    str(threads),
-                    "--format",
-                    "json",
-                    *common,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            edgenet_p50.append(json.loads(ours.stdout)[0]["latency_ms"]["p50"])
         raw_median, ours_median = statistics.median(raw_p50), statistics.median(edgenet_p50)
         ratio = ours_median / raw_median
         paired = statistics.median(o / r for o, r in zip(edgenet_p50, raw_p50, strict=True))
@@ -185,6 +219,7 @@ def main() -> int:
     )
     parser.add_argument("--model", default="v2", help="zoo name or path for --side-by-side")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--against", metavar="REV", help="--side-by-side: also the bench of git revision REV")
     parser.add_argument(
         "--interleaved",
         action="store_true",
@@ -196,7 +231,9 @@ def main() -> int:
         return interleaved(args.model, counts, args.rounds, args.runs, args.warmup)
     if args.side_by_side:
         counts = [int(x) for x in args.threads.split(",")]
-        return side_by_side(args.model, counts, args.rounds, args.runs, args.min_seconds, args.warmup)
+        return side_by_side(
+            args.model, counts, args.rounds, args.runs, args.min_seconds, args.warmup, args.against
+        )
     if not args.model_file:
         parser.error("give a .tflite file, or --side-by-side")
     result = raw_loop(args.model_file, int(args.threads), args.runs, args.min_seconds, args.warmup)
