@@ -75,8 +75,9 @@ test-deps:
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	$(APT_INSTALL)
 
+# -n auto: the suite spread over the cores by pytest-xdist (each worker its own model cache and broker)
 test: venv build-venv compat-venv test-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 # The board tests in an emulated 64-bit Raspberry Pi OS (Debian bookworm arm64, qemu-user, a cached
 # root: scripts/arm64/test-in-root, docs/boards.md). Add a test file to ARM64_TESTS to run it there too.
