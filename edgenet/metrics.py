@@ -31,8 +31,6 @@ class PromTextfile:
         self.warnings: list[str] = []  # one line per distinct failure, for the command to print once
         self.failed_writes = 0
         self._last_write = 0.0
-        self._started = time.monotonic()
-        self._count = 0
         self.registry = CollectorRegistry()
         labels = {"model": model, "delegate": delegate_kind(delegate)}
         names = list(labels)
@@ -50,7 +48,10 @@ class PromTextfile:
             registry=self.registry,
         ).labels(**labels)
         self.fps = Gauge(
-            "edgenet_fps", "Frames per second over the run so far", names, registry=self.registry
+            "edgenet_fps",
+            "Frames per second, first result to last (the run's summary)",
+            names,
+            registry=self.registry,
         ).labels(**labels)
         self.last_success = Gauge(
             "edgenet_last_success_timestamp_seconds",
@@ -59,8 +60,8 @@ class PromTextfile:
             registry=self.registry,
         ).labels(**labels)
 
-    def observe(self, record: dict) -> None:
-        self._count += 1
+    def observe(self, record: dict, fps: float | None = None) -> None:
+        """One record; `fps`: the run's (edgenet.run.summary.RunSummary.steady_fps), counted there once."""
         self.frames.inc()
         if "error" in record:
             self.errors.inc()
@@ -69,9 +70,8 @@ class PromTextfile:
             if isinstance(inference, (int, float)):
                 self.inference.observe(inference / 1000.0)
             self.last_success.set(time.time())
-        elapsed = time.monotonic() - self._started
-        if elapsed > 0:
-            self.fps.set(self._count / elapsed)
+        if fps is not None:
+            self.fps.set(fps)
         if self.every_s and time.monotonic() - self._last_write >= self.every_s:
             self.write()
 

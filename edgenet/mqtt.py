@@ -79,10 +79,11 @@ class MqttPublisher:
         self.change_key = change_key or top1_or_labels
         self.stats_every_s = stats_every_s
         self.close_timeout_s = close_timeout_s
-        self._count = self._errors = self._sent = 0
+        self._count = self._sent = 0  # records seen (for --mqtt-every), messages sent
+        self.run = None  # the run's RunSummary (edgenet.run.summary): frames, errors and fps for stats
         self._dropped_here = self._dropped_by_sender = 0  # one writer each: no lost increments
         self._last_key: object = object()  # differs from any key: the first record is sent
-        self._started = self._last_stats = time.monotonic()
+        self._last_stats = time.monotonic()
         self._warnings: list[str] = []
         self._queue: collections.deque = collections.deque()
         self._direct: collections.deque = collections.deque()  # stats: sent when connected, else skipped
@@ -192,7 +193,6 @@ class MqttPublisher:
                 return
             self._count += 1
             if "error" in record:
-                self._errors += 1
                 send = True
             elif self.on_change:
                 key = self.change_key(record)
@@ -243,11 +243,11 @@ class MqttPublisher:
             self.client.publish(topic, payload, qos=1, retain=True)
 
     def publish_stats(self) -> None:
-        elapsed = time.monotonic() - self._started
+        run = self.run
         stats = {
-            "frames": self._count,
-            "errors": self._errors,
-            "fps": round(self._count / elapsed, 2) if elapsed > 0 else None,
+            "frames": run.count if run is not None else self._count,
+            "errors": run.errors if run is not None else None,
+            "fps": round(run.steady_fps(), 2) if run is not None else None,
             "pending": self.pending,
             "dropped": self.dropped,
             "time": time.time(),

@@ -106,9 +106,13 @@ def broker(tmp_path):
 
 
 def test_messages_availability_and_stats_reach_a_real_broker(broker):
+    from edgenet.run.summary import RunSummary
+
     subscriber = Subscriber(broker, "edgenet/test/#")
     publisher = MqttPublisher(broker.address, topic="edgenet/test")
+    publisher.run = RunSummary()  # the run's figures: the stats message reports them, counted once
     for record in (GOOD, BAD):
+        publisher.run.add(record)
         publisher.publish(record)
     publisher.close()
     assert subscriber.wait_for(lambda m: sum(t == "edgenet/test/results" for t, _, _ in m) == 2)

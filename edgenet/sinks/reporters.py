@@ -34,10 +34,15 @@ class PromSink(Sink):
         from edgenet.metrics import PromTextfile
 
         self.textfile = PromTextfile(path, model=model.name, delegate=model.delegate, every_s=every_s)
+        self.summary = None
+
+    def start(self, summary) -> None:
+        self.summary = summary  # the run's figures, counted once (the summary sink comes first)
 
     def write(self, result) -> None:
         if "event" not in result.record:
-            self.textfile.observe(result.record)
+            fps = self.summary.steady_fps() if self.summary is not None else None
+            self.textfile.observe(result.record, fps)
 
     def close(self) -> None:
         self.textfile.write()  # a failed write is a warning (said once each), never a stop
@@ -62,6 +67,7 @@ class MqttSink(Sink):
         self.discovery_prefix = discovery_prefix
 
     def start(self, summary) -> None:
+        self.publisher.run = summary  # the stats message's frames, errors and fps: the run's own figures
         if not self.discovery_prefix:
             return
         from edgenet import __version__, home_assistant
