@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Is inference the only bottleneck of a video stream? Steady fps of `edgenet classify --video` vs invoke().
+"""Is inference the only bottleneck of a video stream? Steady fps of `edgenet classify --video` (or `detect
+--video` for a detector) vs invoke().
 
 Per run: (1) invoke() p50 of the model alone, 1 thread, in this script; (2) `edgenet classify --video CLIP
 --threads 1 --format jsonl` on a 120-frame MJPG clip made from the shared photos, steady fps taken from the
@@ -81,6 +82,13 @@ def invoke_p50_next_to_decoding(engine, tensor, clip: Path) -> float:
         decoder.wait()
 
 
+def command_for(model: str) -> str:
+    """classify, or detect for a detector of the zoo."""
+    from edgenet import zoo
+
+    return "detect" if model in zoo.catalog() and zoo.get_spec(model).task == "detect" else "classify"
+
+
 def stream_fps(clip: Path, model: str, tree: Path = ROOT) -> tuple[float, int, float, float, float]:
     """`edgenet classify --video CLIP ... > file` (a file, so no reader process competes for the cores).
 
@@ -91,7 +99,7 @@ def stream_fps(clip: Path, model: str, tree: Path = ROOT) -> tuple[float, int, f
         sys.executable,
         "-m",
         "edgenet",
-        "classify",
+        command_for(model),
         "--video",
         str(clip),
         "--model",
@@ -104,7 +112,7 @@ def stream_fps(clip: Path, model: str, tree: Path = ROOT) -> tuple[float, int, f
     with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.PIPE, text=True, cwd=str(tree))
         if done.returncode != 0:
-            sys.exit(f"edgenet classify failed ({done.returncode}): {done.stderr.strip()}")
+            sys.exit(f"edgenet {command_for(model)} failed ({done.returncode}): {done.stderr.strip()}")
         out.seek(0)
         records = [json.loads(line) for line in out]
     times = [datetime.fromisoformat(r["time"].replace("Z", "+00:00")).timestamp() for r in records]
