@@ -301,3 +301,18 @@ def test_a_failing_hook_ends_the_frames_after_the_ones_before_it(many, workers):
 )
 def test_workers_are_the_cores_inference_leaves(cores, threads, accelerated, workers):
     assert decode_workers(cores, threads, accelerated=accelerated) == workers
+
+
+def test_a_folder_run_splits_4_cores_or_more_between_inference_and_decoding():
+    from edgenet.runtime import threads_for
+
+    split = {}
+    for cores in range(1, 17):
+        threads = threads_for(cores, pipeline=True, folder=True)
+        split[cores] = (threads, decode_workers(cores, threads))
+        assert (
+            threads == threads_for(cores, pipeline=True) or cores >= 4
+        )  # streams and small boards: as before
+    assert split[1] == split[2] == (1, 1) and split[3] == (2, 1)  # 2 cores exactly as before
+    assert split[4] == (2, 2) and split[6] == (3, 3) and split[8] == split[16] == (4, 4)
+    assert all(sum(split[cores]) <= max(cores, 2) for cores in split)  # never more threads than cores

@@ -21,13 +21,14 @@ MAX_WORKERS_VARIABLE = 16
 def decode_workers(cores: int, inference_threads: int, *, accelerated: bool = False) -> int:
     """How many decode workers pay in a folder run, from the usable cores and the inference threads.
 
-    A worker pays when it has a core that inference does not use: decode + preprocess of a typical photo
-    costs about as much as invoking a mobile classifier on one thread (docs/performance.md, "Decode
-    workers"), so a second worker beside one inference thread on 2 cores takes CPU from the invoke it
-    would overlap and gains nothing measurable. So: the cores left over by inference, at least 1 (the
-    capture thread every run has), at most MAX_DECODE_WORKERS. `accelerated`: inference runs on an Edge TPU
-    or another external delegate, whose invoke mostly waits for the device: it is counted as one core
-    (derived, not measured here: there is no Edge TPU on the development machine).
+    A worker pays when it has a core of its own: on 2 cores beside one inference thread a second worker
+    made folder runs slower, not faster (it takes the core inference needs), while on cores nothing else
+    uses, decoding speeds up with the workers (measured: docs/performance.md, "Decode workers"; as long as
+    each decode captures stderr under one process-wide lock, by much less). So: the cores inference
+    leaves, at least 1 (the capture thread every run has), at most MAX_DECODE_WORKERS. On 4 cores a folder
+    run's default is 2 inference threads and 2 workers (edgenet.runtime.threads_for). `accelerated`:
+    inference runs on an Edge TPU or another external delegate, whose invoke mostly waits for the device:
+    it counts as one core (derived, not measured: there is no Edge TPU on the development machine).
     """
     busy = 1 if accelerated else max(1, inference_threads)
     return max(1, min(MAX_DECODE_WORKERS, cores - busy))
