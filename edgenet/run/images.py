@@ -99,7 +99,7 @@ def run_images(job, stop, held) -> int:
                     f"(state {job.unattended.state})"
                 )
             return 0
-    model = open_for_job(job, stop)
+    model = open_for_job(job, stop, folder=not job.inputs.watch)
     return _classify(job, model, paths, failures, poisoned, seen, stop)
 
 
