@@ -34,6 +34,7 @@ class ModelRequest:
     delegate_options: tuple[tuple[str, str], ...] = ()
     input_range: tuple[float, float] | None = None
     pipeline: bool = True  # decoding runs beside inference (classify, eval): one thread fewer by default
+    folder: bool = False  # a folder run: on 4+ cores half of them decode (runtime.threads_for)
 
 
 @lightclass
@@ -130,7 +131,7 @@ def open_model(request: ModelRequest | str | None = None, task=None, *, should_s
     resolved = given or zoo.resolve(name, edgetpu=placement.twin, should_stop=should_stop)
     if given is not None and placement.twin:  # X.tflite given, its X_edgetpu.tflite runs on the TPU
         resolved, given_file = _edgetpu_sibling(given), None
-    threads = request.threads or default_threads(pipeline=request.pipeline)
+    threads = request.threads or default_threads(pipeline=request.pipeline, folder=request.folder)
     engine = build_engine(
         resolved.path, placement, threads=threads, value_range=request.input_range, file_info=given_file
     )

@@ -139,12 +139,22 @@ def _dist_version(dist: str) -> str:
         return "unknown"
 
 
-def default_threads(pipeline: bool = False) -> int:
+def default_threads(pipeline: bool = False, folder: bool = False) -> int:
+    """Inference threads when none are asked for, on this machine's usable cores: see threads_for()."""
+    return threads_for(usable_cores(), pipeline=pipeline, folder=folder)
+
+
+def threads_for(cores: int, *, pipeline: bool = False, folder: bool = False) -> int:
     """Inference threads when none are asked for: the usable cores, at most 4; in a pipeline (classify,
-    eval, streams) one core fewer, because decoding and capture run beside inference in their own thread.
-    (Measured figures: README, "Threads".)"""
-    cores = usable_cores() - (1 if pipeline else 0)
-    return max(1, min(MAX_DEFAULT_THREADS, cores))
+    eval, streams) one core fewer, because decoding and capture run beside inference in their own thread
+    (measured figures: README, "Threads"). A folder run (`folder`) on 4 cores or more keeps half of them for
+    inference and decodes on the other half (edgenet.run.workers.decode_workers gives them): decoding a
+    photo costs about as much as invoking a mobile classifier on one core, so 3 inference threads beside
+    one decoder would wait for it. Derived from per-stage times on 2 cores, not measured on 4 (docs/
+    performance.md, "Decode workers"); 3 cores or fewer keep the pipeline's split."""
+    if folder and cores >= 4:
+        return min(MAX_DEFAULT_THREADS, cores // 2)
+    return max(1, min(MAX_DEFAULT_THREADS, cores - (1 if pipeline else 0)))
 
 
 def check_threads(threads: int | None) -> None:

@@ -157,7 +157,7 @@ def test_builtin_fallback_runs_one_thread_unless_told(model_file, monkeypatch):
     """On a board with more cores the default would be several threads: pathological on builtin kernels."""
     from edgenet import runtime
 
-    monkeypatch.setattr(runtime, "default_threads", lambda pipeline=False: 3)
+    monkeypatch.setattr(runtime, "default_threads", lambda pipeline=False, folder=False: 3)
     quirks = str(model_file("Mobilenet_v3_small_quant.tflite"))
     opened = open_model(quirks)
     assert opened.engine.threads == 1 and opened.placement.kind == "cpu"

@@ -74,11 +74,15 @@ def reporter_sinks(job, model) -> list:
     return found
 
 
-def open_for_job(job, stop=None):
-    """The model, its warnings said once. A stop request ends a download of it (exit 130)."""
+def open_for_job(job, stop=None, *, folder: bool = False):
+    """The model, its warnings said once. A stop request ends a download of it (exit 130). `folder`: a run
+    over image files, whose default threads leave cores to the decode workers (run.workers)."""
+    from dataclasses import replace
+
     from edgenet.model import open_model
 
-    model = open_model(job.model, job.task, should_stop=(lambda: bool(stop)) if stop is not None else None)
+    request = replace(job.model, folder=True) if folder else job.model
+    model = open_model(request, job.task, should_stop=(lambda: bool(stop)) if stop is not None else None)
     for message in model.warnings:
         warn(message)
     return model

@@ -50,10 +50,12 @@ def _found(job, quiet: bool):
 
 
 class _chained:
-    """Error frames first, then the images (a FolderWatch's `interrupt()` passed on)."""
+    """Error frames first, then the images (a FolderWatch's `interrupt()` and ImageReads' `workers` passed
+    on)."""
 
     def __init__(self, first, then):
         self.first, self.then = first, then
+        self.workers = getattr(then, "workers", 1)
 
     def __iter__(self):
         yield from self.first
@@ -97,17 +99,18 @@ def run_images(job, stop, held) -> int:
                     f"(state {job.unattended.state})"
                 )
             return 0
-    model = open_for_job(job, stop)
+    model = open_for_job(job, stop, folder=not job.inputs.watch)
     return _classify(job, model, paths, failures, poisoned, seen, stop)
 
 
 def _classify(job, model, paths: list[str], failures: list, poisoned: list, seen, stop) -> int:
     from edgenet.imaging import decode_target
+    from edgenet.run.workers import ImageReads, workers_for
     from edgenet.sinks import Sinks
     from edgenet.sinks.formats import open_record_sink
     from edgenet.sinks.reporters import ProgressSink, StateSink
-    from edgenet.sources import image_frames
 
+    workers = None if job.inputs.watch else workers_for(model)  # EDGENET_DECODE_WORKERS checked first
     summary = RunSummary()
     data = open_record_sink(
         RecordFormat(job.output.format), job.output.output, task=job.task.task, regions=bool(job.watchers)
@@ -144,7 +147,10 @@ def _classify(job, model, paths: list[str], failures: list, poisoned: list, seen
             say(f"watching {', '.join(job.inputs.paths)} for new images (Ctrl-C or SIGTERM stops)")
         images = watch
     else:
-        images = image_frames(paths, start_index=first, min_short=min_short, **hooks)
+        alone = seen.interrupted() if seen is not None else ()
+        images = ImageReads(
+            paths, workers=workers, start_index=first, alone=alone, min_short=min_short, **hooks
+        )
     frames = _chained(chain(_failure_frames(failures), _failure_frames(poisoned, len(failures))), images)
     outcome = Loop(model, sinks, live=False, stop=stop, watchers=job.watchers).run(frames, summary)
     return finish(job, model, outcome, noun="image", stream=False)
