@@ -63,6 +63,18 @@ def _build(cls, frozen: bool):
         if post_init is not None:
             post_init(self)
 
+    cls.__init__ = __init__
+    _compare(cls, names, shown)
+    if frozen:
+        _freeze(cls, names)
+    else:
+        cls.__hash__ = None  # mutable and compared by value: unhashable, as a dataclass
+    return cls
+
+
+def _compare(cls, names: tuple, shown: tuple) -> None:
+    """A dataclass's __repr__ and __eq__, generic."""
+
     def __repr__(self):
         inside = ", ".join(f"{name}={getattr(self, name)!r}" for name in shown)
         return f"{type(self).__qualname__}({inside})"
@@ -72,23 +84,22 @@ def _build(cls, frozen: bool):
             return NotImplemented
         return all(getattr(self, name) == getattr(other, name) for name in names)
 
-    cls.__init__ = __init__
     cls.__repr__ = __repr__
     cls.__eq__ = __eq__
-    if frozen:
 
-        def __hash__(self):
-            return hash(tuple(getattr(self, name) for name in names))
 
-        def __setattr__(self, name, value):
-            raise dataclasses.FrozenInstanceError(f"cannot assign to field '{name}'")
+def _freeze(cls, names: tuple) -> None:
+    """A frozen dataclass's __hash__, __setattr__ and __delattr__, generic."""
 
-        def __delattr__(self, name):
-            raise dataclasses.FrozenInstanceError(f"cannot delete field '{name}'")
+    def __hash__(self):
+        return hash(tuple(getattr(self, name) for name in names))
 
-        cls.__hash__ = __hash__
-        cls.__setattr__ = __setattr__
-        cls.__delattr__ = __delattr__
-    else:
-        cls.__hash__ = None  # mutable and compared by value: unhashable, as a dataclass
-    return cls
+    def __setattr__(self, name, value):
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field '{name}'")
+
+    def __delattr__(self, name):
+        raise dataclasses.FrozenInstanceError(f"cannot delete field '{name}'")
+
+    cls.__hash__ = __hash__
+    cls.__setattr__ = __setattr__
+    cls.__delattr__ = __delattr__
