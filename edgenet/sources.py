@@ -156,7 +156,7 @@ def video_frames(path: str, every: int = 1, decode_threads: int | None = None) -
     that cannot be decoded is an error Frame too.
     `decode_threads` caps FFmpeg's decoder threads. Left to itself, FFmpeg decodes in other threads, which
     land on the cores inference owns: an MPEG-4 clip gets a thread per core, and an MJPG clip has every frame
-    handed to a second thread and back (two context switches a frame); README, "Cameras and video", gives
+    handed to a second thread and back (two context switches a frame); docs/performance.md, "Streams", gives
     what capping saves.
     """
     cv2 = _cv2()

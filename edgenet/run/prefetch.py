@@ -121,7 +121,7 @@ class Prefetcher:
     one; taking is serialised, calling is not.
 
     While it runs, OpenCV's own thread pool is limited to 1 thread (restored on close): otherwise resize and
-    colour conversion spread onto the core that runs inference (README, "Cameras and video": measured).
+    colour conversion spread onto the core that runs inference (docs/performance.md, "Streams": measured).
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The per-frame record: the one place that defines its fields (README, "Records").
+"""The per-frame record: the one place that defines its fields (README, "Records and exit codes").
 
     {"source", "frame", "model", "delegate", ["delegate_reason"], <task fields: "top_k" | "detections" ...>,
      "latency_ms": {["capture"], "decode", "preprocess", "inference", [task stages], "postprocess", "total"},
