@@ -122,7 +122,7 @@ def open_model(request: ModelRequest | str | None = None, task=None, *, should_s
         request = ModelRequest(model=request, **options)
     delegate = choose(Delegate, request.delegate, "--delegate")
     check_threads(request.threads)
-    name = request.model or zoo.default_model()
+    name = request.model or zoo.default_model(getattr(task, "task", "classify"))
     spec = zoo.catalog().get(name)
     given = zoo.resolve(name, should_stop=should_stop) if spec is None else None  # a missing path fails here
     given_file = inspect_model_file(given.path) if given is not None else None  # the engine reuses it

@@ -144,8 +144,9 @@ def catalog() -> dict[str, ModelSpec]:
     return specs
 
 
-def default_model() -> str:
-    return _catalog_data()["default"]
+def default_model(task: str = "classify") -> str:
+    """The model a run uses when none is named: a classifier, or for `task="detect"` a detector."""
+    return _catalog_data()["default_detector" if task == "detect" else "default"]
 
 
 def sample_artifacts() -> list[Artifact]:

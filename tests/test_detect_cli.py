@@ -46,6 +46,18 @@ def test_grace_hopper_person_and_tie_equal_the_reference_within_a_pixel(
         assert np.abs(np.array([mine["box"][k] for k in ("xmin", "ymin", "xmax", "ymax")]) - box).max() <= 1.0
 
 
+def test_detect_without_a_model_runs_the_default_detector(cli, images):
+    """`edgenet detect PHOTO` alone (issue 14's own commands omit --model): the catalog's default detector,
+    not the default classifier refused."""
+    from edgenet import zoo
+
+    run = cli("detect", str(images / "grace_hopper.bmp"), "-f", "jsonl")
+    assert run.returncode == 0, run.stderr
+    (record,) = records(run.stdout)
+    assert record["model"] == zoo.default_model("detect") != zoo.default_model()
+    assert {"person", "tie"} <= {d["label"] for d in record["detections"]}
+
+
 def test_classes_max_detections_csv_and_table(cli, images):
     photo = str(images / "grace_hopper.bmp")
     only_ties = records(cli("detect", photo, "-m", "ssd-v1", "--classes", "tie", "-f", "jsonl", "-q").stdout)
