@@ -60,9 +60,12 @@ compat-venv:
 	@if $(COMPAT_PYTHON) -c '' >/dev/null 2>&1; then $(MAKE) --no-print-directory $(COMPAT_VENV)/.installed; \
 	else echo "no $(COMPAT_PYTHON) here: $(COMPAT_VENV) is not built and the tflite-runtime tests skip"; fi
 
+# The default classifier and detector and the sample photos are cached, so that the README's quick start
+# then works offline; where ../shared/images exists it stands in for the photos' upstream.
 run: venv
-	$(BIN)/edgenet models pull
-	$(BIN)/edgenet classify $(or $(SAMPLES),$$($(BIN)/edgenet samples)) --top-k 3
+	$(BIN)/edgenet models pull v2 ssd-v1
+	$(if $(SAMPLES),EDGENET_MODEL_MIRROR=$(SAMPLES) )$(BIN)/edgenet samples
+	$(BIN)/edgenet classify "$$($(BIN)/edgenet samples)" --top-k 3
 
 # System packages the tests use for real: a Mosquitto broker (started by the tests on a loopback port),
 # gcc (builds a minimal TFLite external delegate to exercise the Edge TPU loading path), and chromium with
