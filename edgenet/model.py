@@ -223,8 +223,8 @@ def _edgetpu_sibling(given):
 
 
 def _builtin_threads(engine, request: ModelRequest, warnings: list, build):
-    """ai-edge-litert's builtin kernels are pathological with 2+ threads (measured: docs/performance.md, "edgenet bench"):
-    one thread when none was asked for, a warning when several were."""
+    """ai-edge-litert's builtin kernels are pathological with 2+ threads (measured: docs/performance.md,
+    "edgenet bench"): one thread when none was asked for, a warning when several were."""
     if engine.placement.kind != "cpu" or engine.backend.name != "ai_edge_litert" or engine.threads <= 1:
         return engine
     how = (

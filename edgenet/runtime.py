@@ -147,11 +147,11 @@ def default_threads(pipeline: bool = False, folder: bool = False) -> int:
 def threads_for(cores: int, *, pipeline: bool = False, folder: bool = False) -> int:
     """Inference threads when none are asked for: the usable cores, at most 4; in a pipeline (classify,
     eval, streams) one core fewer, because decoding and capture run beside inference in their own thread
-    (measured figures: docs/design.md, "Threads"). A folder run (`folder`) on 4 cores or more keeps half of them for
-    inference and decodes on the other half (edgenet.run.workers.decode_workers gives them): decoding a
-    photo costs about as much as invoking a mobile classifier on one core, so 3 inference threads beside
-    one decoder would wait for it. Derived from per-stage times on 2 cores, not measured on 4 (docs/
-    performance.md, "Decode workers"); 3 cores or fewer keep the pipeline's split."""
+    (docs/design.md, "Threads"). A folder run (`folder`) on 4 cores or more keeps half of them for inference
+    and decodes on the other half (edgenet.run.workers.decode_workers): decoding a photo costs about as much
+    as invoking a mobile classifier on one core, so 3 inference threads beside one decoder would wait for
+    it. Derived from per-stage times on 2 cores, not measured on 4 (docs/performance.md, "Decode
+    workers"); 3 cores or fewer keep the pipeline's split."""
     if folder and cores >= 4:
         return min(MAX_DEFAULT_THREADS, cores // 2)
     return max(1, min(MAX_DEFAULT_THREADS, cores - (1 if pipeline else 0)))

@@ -777,3 +777,27 @@ def test_a_cut_off_video_ends_with_an_error_record(cli, clip, tmp_path):
     assert done.returncode == 1 and "truncated" in found[-1]["error"]
     assert " @ 0x" not in done.stderr  # FFmpeg's own "[mjpeg @ 0x...]" lines stay out of the logs
     assert all("error" not in r for r in found[:-1]) and len(found) > 1
+
+
+def test_csv_runs_appended_to_one_file_stay_in_their_columns(cli, clip, photos, tmp_path):
+    """Images, then a video, appended to one --output: one header, every row under it; a run of another
+    layout (regions) is refused (exit 2) before it writes, and the file is left as it was."""
+    import csv
+
+    out = tmp_path / "runs.csv"
+    model = ("--model", "v1-0.25-128", "-f", "csv", "-q", "-o", str(out))
+    assert cli("classify", str(photos[0]), *model).returncode == 0
+    done = cli("classify", "--video", str(clip), "--max-frames", "2", *model)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    rows = list(csv.DictReader(text.splitlines()))
+    assert text.count("source,frame,") == 1 and len(rows) == 3
+    assert all(None not in row for row in rows)  # no row longer than the header
+    image, *frames = rows
+    assert image["capture_ms"] == "" and float(image["decode_ms"]) > 0
+    for frame in frames:
+        assert float(frame["capture_ms"]) >= 0 and frame["captured"].endswith("Z")
+        assert frame["time"].endswith("Z") and float(frame["total_ms"]) > 0
+    refused = cli("classify", str(photos[0]), "--roi", "door=0,0,0.5,0.5", *model)
+    assert refused.returncode == 2 and "other columns" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and out.read_text() == text

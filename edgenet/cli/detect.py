@@ -68,7 +68,9 @@ def _task(request, roi, threshold, classes, max_detections, classify_crops, crop
 @handles_errors
 def detect(
     inputs: list[str] = shared.inputs_argument(),
-    model: str | None = model_option("Detector: zoo name (default ssd-v1; ssd-v2-fpnlite, ...) or a .tflite path."),
+    model: str | None = model_option(
+        "Detector: zoo name (default ssd-v1; ssd-v2-fpnlite, ...) or a .tflite path."
+    ),
     labels: str | None = labels_option(),
     threads: int | None = threads_option(),
     delegate: Delegate = delegate_option(),

@@ -84,7 +84,6 @@ def _run(job, model, frames, stop, *, live: bool, title: str) -> int:
             else open_record_sink(
                 output.format,
                 output.output,
-                stream_records=True,
                 task=job.task.task,
                 regions=bool(job.watchers),
             ),

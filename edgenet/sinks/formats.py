@@ -8,24 +8,22 @@ from edgenet.choices import RecordFormat
 from edgenet.sinks.records import (
     DETECT_CSV_FIELDS,
     REGION_CSV_FIELDS,
-    STREAM_CSV_FIELDS,
     CsvSink,
     JsonlSink,
     Output,
     RecordSink,
     detect_csv_rows,
     region_csv_rows,
-    stream_csv_row,
 )
 from edgenet.sinks.table import TableSink
 
 
 def open_record_sink(
-    fmt: RecordFormat, output: str | None, stream_records: bool = False, task: str = "classify", regions=False
+    fmt: RecordFormat, output: str | None, task: str = "classify", regions=False
 ) -> RecordSink:
     """`output` None: jsonl/csv to stdout, the table to stderr. With a file: appended, line by line.
-    `stream_records`: CSV gets the stream columns (capture_ms, captured, dropped); `task` "detect": CSV has a
-    row per detection."""
+    `task` "detect": CSV has a row per detection; `regions`: a row per region. Each has one header for
+    images and streams alike."""
     fmt = RecordFormat(fmt)
     target = Output(output, stream=sys.stderr if fmt == RecordFormat.table else None)
     if fmt == RecordFormat.jsonl:
@@ -35,5 +33,5 @@ def open_record_sink(
             return CsvSink(target, REGION_CSV_FIELDS, region_csv_rows)
         if task == "detect":
             return CsvSink(target, DETECT_CSV_FIELDS, detect_csv_rows)
-        return CsvSink(target, STREAM_CSV_FIELDS, stream_csv_row) if stream_records else CsvSink(target)
+        return CsvSink(target)
     return TableSink(target)

@@ -19,6 +19,8 @@ import sys
 from edgenet.errors import DeviceError, UsageError
 from edgenet.sinks import Sink
 
+# one header for every classify run, images or streams (a file that several runs append to stays aligned);
+# streams (--camera, --video) fill the capture wait, when the frame arrived and the frames dropped before it
 CSV_FIELDS = [
     "source",
     "frame",
@@ -35,17 +37,11 @@ CSV_FIELDS = [
     "postprocess_ms",
     "total_ms",
     "time",
-    "error",
-    "saved",
-]
-# streams (--camera, --video) add the capture wait, when the frame arrived and the frames dropped before it
-STREAM_CSV_FIELDS = [
-    *CSV_FIELDS[:9],
     "capture_ms",
-    *CSV_FIELDS[9:15],
     "captured",
     "dropped",
-    *CSV_FIELDS[15:],
+    "error",
+    "saved",
 ]
 
 
@@ -126,6 +122,15 @@ class Output:
         self._fd = None
 
 
+def _first_line(path: str) -> str:
+    """The first line of a file, newline included ("" when it cannot be read: nothing to compare)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.readline(1 << 16).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def _ends_with_newline(path: str) -> bool:
     try:
         with open(path, "rb") as handle:
@@ -181,17 +186,12 @@ def csv_row(record: dict) -> dict:
         "postprocess_ms": latency.get("postprocess", ""),
         "total_ms": latency.get("total", ""),
         "time": record.get("time", ""),
+        "capture_ms": latency.get("capture", ""),
+        "captured": record.get("captured", ""),
+        "dropped": record.get("dropped", ""),
         "error": record.get("error", ""),
         "saved": record.get("saved", ""),
     }
-
-
-def stream_csv_row(record: dict) -> dict:
-    row = csv_row(record)
-    row["capture_ms"] = (record.get("latency_ms") or {}).get("capture", "")
-    row["captured"] = record.get("captured", "")
-    row["dropped"] = record.get("dropped", "")
-    return row
 
 
 DETECT_CSV_FIELDS = [
@@ -331,9 +331,19 @@ class CsvSink(RecordSink):
         self._row = row
         self._buffer = io.StringIO()
         self._writer = csv.DictWriter(self._buffer, fieldnames=fields, lineterminator="\n", restval="")
+        self._writer.writeheader()
+        header = self._buffer.getvalue()
         if not output.existing:
-            self._writer.writeheader()
             self._emit()
+            return
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        if output.path and _first_line(output.path) not in (header, ""):
+            output.close()
+            raise UsageError(
+                f"--output {output.path} holds CSV with other columns (another command or layout): "
+                "choose a new file for these records"
+            )
 
     def _emit(self) -> None:
         self.output.write(self._buffer.getvalue())
