@@ -5,6 +5,7 @@ ratios themselves are measured by scripts/startup.py (ratios in one run, not tim
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 
@@ -65,6 +66,32 @@ def test_a_commands_own_help_keeps_its_panels():
     command = [sys.executable, "-m", "edgenet", "models", "pull", "--help"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "╭" in run.stdout and "Usage: edgenet models pull" in run.stdout
+
+
+@pytest.mark.parametrize(
+    "command, usage",
+    [
+        (("classify",), "[PATH...]"),
+        (("detect",), "[PATH...]"),
+        (("eval",), "DIR"),
+        (("learn",), "DIR"),
+        (("models", "pull"), "[NAME...]"),
+        (("models", "info"), "[NAME|FILE]"),
+        (("models", "build"), "NAME"),
+    ],
+)
+def test_positional_arguments_show_their_name_not_a_type(command, usage):
+    """Issue 17: `PATH <str>` in the help said nothing; several paths are shown as `PATH...`."""
+    run = subprocess.run(
+        [sys.executable, "-m", "edgenet", *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, COLUMNS="100"),
+    )
+    assert run.returncode == 0, run.stderr
+    assert "<str>" not in run.stdout and "<text>" not in run.stdout
+    assert usage in run.stdout.split("Usage:")[1].splitlines()[0]
 
 
 @lightclass

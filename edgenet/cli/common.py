@@ -62,6 +62,28 @@ def parse_options(pairs: list[str] | None, option: str = "--delegate-option") ->
     return tuple(found)
 
 
+def _words_type():
+    """A plain text type whose help shows the argument's own metavar only (Typer prints a `<str>` column for
+    text arguments otherwise)."""
+    try:
+        from typer._click.types import StringParamType  # Typer 0.2x vendors click
+    except ImportError:  # pragma: no cover - older Typer uses click itself
+        from click.types import StringParamType
+
+    class Words(StringParamType):
+        def get_metavar(self, *args, **kwargs):
+            return ""
+
+    return Words()
+
+
+def text_argument(default, metavar: str, help_text: str | None = None):
+    """A positional argument of text (a path, a name); `metavar` ends in `...` when several are taken."""
+    return typer.Argument(
+        default, metavar=metavar, help=help_text, click_type=_words_type(), show_default=False
+    )
+
+
 def model_option(help_text: str = "Zoo name (edgenet models list) or path to a .tflite."):
     return typer.Option(None, "--model", "-m", metavar="NAME|FILE", help=help_text, rich_help_panel=MODEL)
 

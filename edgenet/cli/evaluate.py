@@ -18,16 +18,17 @@ from edgenet.cli.common import (
     model_option,
     parse_range,
     resize_option,
+    text_argument,
     threads_option,
 )
 
 
 @handles_errors
 def evaluate(
-    folder: str = typer.Argument(
+    folder: str = text_argument(
         ...,
-        metavar="DIR",
-        help="classify: class = parent folder or file-name prefix. detect: images, COCO JSON or YOLO labels.",
+        "DIR",
+        "classify: class = parent folder or file-name prefix. detect: images, COCO JSON or YOLO labels.",
     ),
     task: Task = typer.Option(Task.classify, "--task", help="classify: top-1/top-5; detect: COCO mAP, AP50."),
     ground_truth: GroundTruth = typer.Option(

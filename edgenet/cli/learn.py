@@ -10,7 +10,7 @@ from enum import Enum
 import typer
 
 from edgenet.choices import DoctorFormat
-from edgenet.cli.common import handles_errors
+from edgenet.cli.common import handles_errors, text_argument
 
 
 class Head(str, Enum):
@@ -23,9 +23,7 @@ class Head(str, Enum):
 
 @handles_errors
 def learn(
-    folder: str = typer.Argument(
-        ..., metavar="DIR", help="A folder with one sub-folder of photos per class."
-    ),
+    folder: str = text_argument(..., "DIR", "A folder with one sub-folder of photos per class."),
     output: str = typer.Option(
         ...,
         "--output",

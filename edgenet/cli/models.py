@@ -8,7 +8,7 @@ import sys
 import typer
 
 from edgenet.choices import ReportFormat
-from edgenet.cli.common import AUTO_FORMAT_HELP, for_stdout, handles_errors, threads_option
+from edgenet.cli.common import AUTO_FORMAT_HELP, for_stdout, handles_errors, text_argument, threads_option
 from edgenet.console import say
 
 # models list: columns in the order they give way when the terminal is narrow (the first three never do)
@@ -95,7 +95,7 @@ def models_list(
 
 @handles_errors
 def models_pull(
-    names: list[str] = typer.Argument(None, metavar="NAME", help="Zoo names (default: the default model)."),
+    names: list[str] = text_argument(None, "NAME...", "Zoo names (default: the default model)."),
     edgetpu: bool = typer.Option(False, "--edgetpu", help="Also pull the Edge TPU twins."),
     force: bool = typer.Option(False, "--force", help="Download again even if cached."),
     fmt: ReportFormat = typer.Option(ReportFormat.table, "--format", "-f", help="Report as."),
@@ -135,9 +135,7 @@ def _pulled_record(name: str, file: str, got) -> dict:
 
 @handles_errors
 def models_build(
-    name: str = typer.Argument(
-        ..., metavar="NAME", help="A zoo model with no upstream file (see models list)."
-    ),
+    name: str = text_argument(..., "NAME", "A zoo model with no upstream file (see models list)."),
     size: int | None = typer.Option(
         None, "--size", metavar="N", help="Input resolution, a multiple of 32 (default: the catalog's)."
     ),
@@ -175,7 +173,7 @@ def models_build(
 
 @handles_errors
 def models_path(
-    name: str = typer.Argument(None, metavar="NAME"),
+    name: str = text_argument(None, "NAME"),
     edgetpu: bool = typer.Option(False, "--edgetpu"),
 ):
     """Print the local path of a model (pulling it if needed)."""
@@ -188,7 +186,7 @@ def models_path(
 
 @handles_errors
 def models_verify(
-    names: list[str] = typer.Argument(None, metavar="NAME", help="Zoo names (default: every cached model)."),
+    names: list[str] = text_argument(None, "NAME...", "Zoo names (default: every cached model)."),
     fmt: ReportFormat | None = typer.Option(
         None, "--format", "-f", help=f"Report as {AUTO_FORMAT_HELP}.", show_default=False
     ),
@@ -237,9 +235,7 @@ def models_verify(
 
 @handles_errors
 def models_info(
-    name: str = typer.Argument(
-        None, metavar="NAME|FILE", help="Zoo name or .tflite path (default: the default model)."
-    ),
+    name: str = text_argument(None, "NAME|FILE", "Zoo name or .tflite path (default: the default model)."),
     threads: int | None = threads_option(),
     fmt: ReportFormat | None = typer.Option(
         None, "--format", "-f", help=f"Report as {AUTO_FORMAT_HELP}.", show_default=False

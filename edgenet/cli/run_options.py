@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from edgenet.cli.common import AUTO_FORMAT_HELP, INPUT, OUTPUT, STREAM, UNATTENDED
+from edgenet.cli.common import AUTO_FORMAT_HELP, INPUT, OUTPUT, STREAM, UNATTENDED, text_argument
 
 
 def max_pixels_option():
@@ -91,7 +91,7 @@ def regions_from(roi: list[str] | None) -> tuple:
 
 
 def inputs_argument():
-    return typer.Argument(None, metavar="PATH", help="Image files, folders (recursive), globs or videos.")
+    return text_argument(None, "PATH...", "Image files, folders (recursive), globs or videos.")
 
 
 def format_option():
