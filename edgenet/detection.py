@@ -343,9 +343,11 @@ def _normalize(name: str) -> str:
     return re.sub(r"[\s_\-]+", " ", name.strip().lower())
 
 
-def class_indices(names: Collection[str], labels: Sequence[str] | None) -> frozenset[int]:
+def class_indices(
+    names: Collection[str], labels: Sequence[str] | None, option: str = "--classes"
+) -> frozenset[int]:
     """--classes person,bird -> class indices. A name matches a label case-insensitively; a number is an
-    index. Unknown names are a UsageError that lists close ones."""
+    index. Unknown names are a UsageError (naming `option`) that lists close ones."""
     lookup: dict[str, set[int]] = {}
     for index, label in enumerate(labels or ()):
         if not is_placeholder(label, index):
@@ -362,5 +364,5 @@ def class_indices(names: Collection[str], labels: Sequence[str] | None) -> froze
             hint = (
                 f"; did you mean {', '.join(close)}?" if close else "; edgenet models info MODEL lists them"
             )
-            raise UsageError(f"--classes: the model has no class {name!r}{hint}")
+            raise UsageError(f"{option}: the model has no class {name!r}{hint}")
     return frozenset(found)

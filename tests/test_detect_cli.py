@@ -96,6 +96,24 @@ def test_each_command_refuses_the_other_kind_of_model_naming_the_right_one(cli, 
         )
 
 
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (("--crop-classes", "bird"), 2, "give --classify-crops MODEL too"),
+        (
+            ("--classify-crops", "v1-0.25-128", "--crop-classes", "unicorn"),
+            2,
+            "--crop-classes: the model has no",
+        ),
+        (("--classify-crops", "ssd-v1"), 3, "--classify-crops ssd-v1: a detector cannot name the crops"),
+    ],
+)
+def test_crop_options_misused_are_one_line_errors_naming_the_option(cli, images, args, code, message):
+    run = cli("detect", str(images / "cat.bmp"), "-m", "ssd-v1", "-f", "jsonl", *args)
+    assert run.returncode == code and message in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and not run.stdout
+
+
 def test_the_bird_feeder_cascade_names_the_species(cli, images):
     """The issue's recipe: find the bird, name the species with the iNat bird classifier."""
     birds = images.parent / "datasets" / "birds"

@@ -42,9 +42,12 @@ def _task(request, roi, threshold, classes, max_detections, classify_crops, crop
     """The detect task's options; the crops' classifier runs where the detector runs."""
     from dataclasses import replace
 
+    from edgenet.errors import UsageError
     from edgenet.tasks.detection import DetectOptions
 
     crops = None
+    if crop_classes and not classify_crops:
+        raise UsageError("--crop-classes names the detections to classify: give --classify-crops MODEL too")
     if classify_crops:
         crops = replace(
             request,

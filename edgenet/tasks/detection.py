@@ -178,9 +178,18 @@ class DetectOptions:
         """`opener`: edgenet.model.open_model, handed in (tasks sit below the model layer)."""
         crops = None
         if self.crops is not None:
+            from edgenet.errors import ModelError
             from edgenet.tasks.classification import ClassifyOptions
 
-            crops = opener(self.crops, ClassifyOptions(resize=Resize.stretch, top_k=self.crop_top_k))
+            try:
+                crops = opener(self.crops, ClassifyOptions(resize=Resize.stretch, top_k=self.crop_top_k))
+            except ModelError as exc:
+                if "object detector" not in str(exc):
+                    raise
+                raise ModelError(
+                    f"--classify-crops {self.crops.model}: a detector cannot name the crops; give an image "
+                    "classifier (edgenet models list shows them)"
+                ) from None
         task = Detection(
             engine,
             labels,
@@ -188,7 +197,9 @@ class DetectOptions:
             classes=class_indices(self.classes, labels) if self.classes else None,
             max_detections=self.max_detections,
             crops=crops,
-            crop_classes=class_indices(self.crop_classes, labels) if self.crop_classes else None,
+            crop_classes=class_indices(self.crop_classes, labels, "--crop-classes")
+            if self.crop_classes
+            else None,
         )
         if self.regions:
             from edgenet.tasks.regions import Regions
