@@ -222,6 +222,23 @@ def test_roi_crops_the_training_photos_as_live_frames_will_be(tmp_path):
     assert (tmp_path / "whole.tflite").read_bytes() != (tmp_path / "photos.tflite").read_bytes()
 
 
+def test_learn_takes_classifys_named_roi_as_it_is(tmp_path, cli):
+    """The README's two lines share one value: `--roi door=x,y,w,h` learns what `--roi x,y,w,h` does."""
+    for name in ("daisy", "sunflowers"):
+        (tmp_path / "few" / name).mkdir(parents=True)
+        for photo in sorted((FLOWERS / "train" / name).iterdir())[:5]:
+            (tmp_path / "few" / name / photo.name).symlink_to(photo)
+    made = {}
+    for label, roi in (("plain", "0.1,0.2,0.5,0.6"), ("named", "door=0.1,0.2,0.5,0.6")):
+        out = tmp_path / f"{label}.tflite"
+        run = cli("learn", str(tmp_path / "few"), "-o", str(out), "--head", "imprinting", "--roi", roi)
+        assert run.returncode == 0, run.stderr
+        made[label] = out.read_bytes()
+    whole = tmp_path / "whole.tflite"
+    assert cli("learn", str(tmp_path / "few"), "-o", str(whole), "--head", "imprinting").returncode == 0
+    assert made["plain"] == made["named"] != whole.read_bytes()
+
+
 # -- refusals and bad photos -------------------------------------------------------------------------------
 
 

@@ -41,8 +41,9 @@ def learn(
     roi: str | None = typer.Option(
         None,
         "--roi",
-        metavar="x,y,w,h",
-        help="Crop each photo to x,y,w,h (pixels or fractions) first, as live frames will be.",
+        metavar="[NAME=]x,y,w,h",
+        help="Crop each photo to x,y,w,h (pixels or fractions) first, as live frames will be (classify's "
+        "--roi value works as it is).",
     ),
     threads: int | None = typer.Option(
         None, "--threads", "-t", min=1, max=64, metavar="N", help="Extractor threads."
@@ -64,7 +65,7 @@ def _learn(folder, output, extractor, head, roi, threads, fmt) -> int:
     from edgenet.learn import learn as run
     from edgenet.roi import parse_region
 
-    region = parse_region(roi) if roi else None
+    region = parse_region(roi.split("=", 1)[1] if roi and "=" in roi else roi) if roi else None
     report = run(
         folder,
         output,
