@@ -129,7 +129,8 @@ def test_change_saves_the_frame_and_its_record_and_the_record_names_it(cli, imag
     records = classify_clip(cli, clip, tmp_path / "keep", "change")
     tops = [r["top_k"][0]["index"] for r in records]
     changes = [n for n in range(len(tops)) if n == 0 or tops[n] != tops[n - 1]]
-    assert [which[n] for n in changes] == [0, 1, 0] or len(set(tops)) > 2  # the model saw owl, dog, owl
+    cuts = [n for n in range(len(which)) if n == 0 or which[n] != which[n - 1]]
+    assert set(cuts) <= set(changes)  # owl, hot dog, owl: the top class changes at each cut at least
     assert [r["frame"] for r in records if "saved" in r] == changes
     for record in records:
         if "saved" not in record:

@@ -146,10 +146,8 @@ def _decoding(state_path, since=0.0):
             rows = db.execute(
                 "SELECT CAST(path AS TEXT) FROM images WHERE decoding AND started_at >= ?", (since,)
             ).fetchall()
-    except sqlite3.OperationalError as exc:  # not created yet
-        print("ERR", exc, time.time())
+    except sqlite3.OperationalError:  # not created yet
         return set()
-    print("ROWS", rows, time.time())
     return {os.path.basename(row[0]) for row in rows}
 
 
