@@ -7,8 +7,9 @@ file arrives and whenever there is doubt; once it holds, a record beside the fil
 again and compares its CRC-32 with the record: any corruption of the bytes shows (a CRC-32 misses a random
 change with odds of 1 in 4 billion), and a mismatch sends it back to the full digest, which decides.
 
-Why not the digest on every load: hashlib loads OpenSSL's libcrypto, +3.7 MiB of resident memory and 5 ms
-of start-up for every cron run of a small classifier, while zlib's CRC-32 is already in memory. The record is
+Why not the digest on every load: hashlib loads OpenSSL's libcrypto, which costs resident memory and
+start-up on every cron run of a small classifier (docs/performance.md gives the figures), while zlib's
+CRC-32 is already in memory. The record is
 as trusted as the cache folder it sits in: the digest at download time, from the catalog inside the
 package, is what keeps a tampered download out.
 """

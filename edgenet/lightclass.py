@@ -2,10 +2,10 @@
 built without generating code.
 
 `@dataclass(frozen=True)` writes and compiles six methods per class (`__init__`, `__repr__`, `__eq__`,
-`__hash__`, `__setattr__`, `__delattr__`): 0.6 ms a class on Python 3.11 here, and a plain classify defines
-some 35 of them before its first image, a tenth of its start-up (scripts/startup_profile.py). A lightclass is
-a real dataclass (`fields`, `replace`, `asdict` work) whose methods are the generic ones below: 0.1 ms to
-define, and about 0.7 us more per instance, which is why what is made for every frame (Frame, Prediction,
+`__hash__`, `__setattr__`, `__delattr__`), and a plain classify defines some 35 such classes before its first
+image: a visible share of its start-up (docs/performance.md; scripts/startup_profile.py). A lightclass is a
+real dataclass (`fields`, `replace`, `asdict` work) whose methods are the generic ones below: much cheaper to
+define, a little slower to instantiate, which is why what is made for every frame (Frame, Prediction,
 Result...) stays a plain dataclass.
 """
 

@@ -125,7 +125,7 @@ def _import_backend(name: str) -> Backend:
 
 def _version(package: str, dist: str) -> str:
     """The package's own __version__ (both runtimes have one), else its installed distribution's: reading
-    the metadata costs 10 ms of imports (importlib.metadata, email) at every start."""
+    the metadata imports importlib.metadata and email at every start (docs/performance.md, start-up)."""
     found = getattr(sys.modules.get(package), "__version__", None)
     return str(found) if found else _dist_version(dist)
 

@@ -61,7 +61,8 @@ class PreviewState:
     most and encodes it once for every client; with no client it waits and nothing is encoded. It lives
     until the server stops: frame-sized buffers allocated by a thread per client, or by a new encoder
     thread each time, would spread over glibc's per-thread malloc arenas, each keeping its high-water
-    mark (resident memory grew by ~20 MB per 10 rounds of 50 clients that way; with one thread it is flat)."""
+    mark: resident memory grew with every round of clients that way (docs/keeping.md, scripts/serve_cost.py);
+    with one thread it is flat."""
 
     def __init__(self, streaming: bool, fps: float = 5.0):
         self.streaming = streaming
