@@ -96,6 +96,11 @@ def resolve(
         # the shim hides this machine's site-packages, so pip sees only the board's system packages
         env = dict(os.environ, PIP_NO_WARN_SCRIPT_LOCATION="1", PYTHONNOUSERSITE="1")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        if done.returncode != 0 and "platform or abi specific options" in done.stderr:
+            raise SystemExit(
+                f"pip {pip.__version__} cannot resolve for another platform without --target: upgrade it "
+                f"({sys.executable} -m pip install -U pip; make venv does)"
+            )
         if done.returncode != 0:
             last = [line for line in done.stderr.splitlines() if line.strip()][-3:]
             raise SystemExit(f"pip could not resolve edgenet for {machine}: {' | '.join(last)}")
