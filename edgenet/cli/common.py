@@ -64,11 +64,14 @@ def parse_options(pairs: list[str] | None, option: str = "--delegate-option") ->
 
 def _words_type():
     """A plain text type whose help shows the argument's own metavar only (Typer prints a `<str>` column for
-    text arguments otherwise)."""
+    text arguments otherwise); None where this Typer has no click types to build it from."""
     try:
         from typer._click.types import StringParamType  # Typer 0.2x vendors click
-    except ImportError:  # pragma: no cover - older Typer uses click itself
-        from click.types import StringParamType
+    except ImportError:
+        try:
+            from click.types import StringParamType  # older Typer uses click itself
+        except ImportError:
+            return None
 
     class Words(StringParamType):
         def get_metavar(self, *args, **kwargs):
@@ -79,9 +82,9 @@ def _words_type():
 
 def text_argument(default, metavar: str, help_text: str | None = None):
     """A positional argument of text (a path, a name); `metavar` ends in `...` when several are taken."""
-    return typer.Argument(
-        default, metavar=metavar, help=help_text, click_type=_words_type(), show_default=False
-    )
+    words = _words_type()
+    typed = {"click_type": words} if words is not None else {}
+    return typer.Argument(default, metavar=metavar, help=help_text, show_default=False, **typed)
 
 
 def model_option(help_text: str = "Zoo name (edgenet models list) or path to a .tflite."):
