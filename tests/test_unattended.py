@@ -124,6 +124,25 @@ def test_kill_9_in_the_middle_loses_nothing(many_photos, tmp_path):
     assert again.returncode == 0 and again.stdout == ""  # nothing new: no records
 
 
+def test_kill_9_with_annotate_leaves_no_record_without_its_annotated_image(many_photos, tmp_path):
+    """--annotate with --state, killed as records land in a regular file: the annotated JPEG is written
+    before its record, and the image is marked done after the record, so the re-run completes both."""
+    state, output, folder = tmp_path / "a.state", tmp_path / "a.jsonl", tmp_path / "annotated"
+    args = classify_args(many_photos, state, output, "--annotate", str(folder))
+    process = start(*args)
+    try:
+        wait_for_lines(output, 60, process)
+    finally:
+        process.kill()
+        process.communicate()
+    done = subprocess.run([sys.executable, "-m", "edgenet", *args], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    sources = {os.path.splitext(os.path.basename(r["source"]))[0] for r in read_records(output)}
+    assert sources == {f"img_{i:04d}" for i in range(400)}
+    annotated = {os.path.splitext(name)[0] for name in os.listdir(folder) if not name.startswith(".")}
+    assert annotated == sources
+
+
 def test_sigterm_flushes_and_the_state_matches(many_photos, tmp_path):
     import sqlite3
 

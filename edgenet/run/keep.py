@@ -62,7 +62,8 @@ class KeepOptions:
 
 @lightclass
 class KeptSinks:
-    """`before`: sinks that go before the data writer (they add to the record); `after`: after it."""
+    """`before`: sinks that go before the data writer (they add to the record, or what they write must exist
+    once the record does); `after`: after it."""
 
     before: tuple = field(default_factory=tuple)
     after: tuple = field(default_factory=tuple)
@@ -83,7 +84,9 @@ def keep_sinks(keep: KeepOptions, model, *, inputs, quiet: bool = False, stop=No
         if output_kind(keep.annotate) == "video":
             after.append(AnnotatedVideo(keep.annotate, every=inputs.every))
         else:
-            after.append(AnnotatedImages(keep.annotate, streaming=streaming))
+            # before the record: a run killed between the two redoes both (--state marks an image done
+            # after its record), instead of leaving a record whose annotated image never comes
+            before.append(AnnotatedImages(keep.annotate, streaming=streaming))
     if keep.serve:
         from edgenet.sinks.preview import PreviewSink
 
