@@ -145,6 +145,22 @@ class _Broken(Exception):
     """The file is not a usable state database: it is moved aside and a new one is started."""
 
 
+def _refuse_other_data(path: str) -> None:
+    """A --state that names a file of other data (records, a photo: the options swapped) is refused, not
+    moved aside as a broken state. A state's file starts with SQLite's header, or zeros where a power cut
+    tore its first page."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return  # missing (a new state) or unreadable: opening it says so
+    if head and head != b"SQLite format 3\x00" and head.strip(b"\x00"):
+        raise UsageError(
+            f"--state {path} holds other data, not an edgenet state: name the state's own file (a new name "
+            "starts a new state)"
+        )
+
+
 class SeenState:
     """Which images have a record already, which were being read when a run died, and which to skip.
 
@@ -159,6 +175,7 @@ class SeenState:
         self.warnings: list[str] = []
         self._timeout = timeout
         self._lock = threading.Lock()
+        _refuse_other_data(path)
         try:
             self._db = self._open()
         except _Broken as why:

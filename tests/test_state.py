@@ -111,9 +111,21 @@ def _broken_states(tmp_path):
     other_app = tmp_path / "other.db"
     with sqlite3.connect(other_app) as db:
         db.execute("CREATE TABLE customers (id INTEGER)")
-    text = tmp_path / "notes.db"
-    text.write_text("not a database at all\n" * 100)
-    return [corrupt, foreign, other_app, text]
+    torn = tmp_path / "torn.db"  # a power cut tore its first page: SQLite's header gone, zeros instead
+    torn.write_bytes(bytes(4096) + b"not a database at all\n" * 100)
+    return [corrupt, foreign, other_app, torn]
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"source": "a.jpg", "frame": 0}\n', b"\xff\xd8\xff\xe0 a JPEG", b"notes\n" * 100]
+)
+def test_a_state_path_naming_other_data_is_refused_and_left_alone(tmp_path, content):
+    """--state and --output swapped, or a photo named: refused (exit 2), not moved aside as a broken state."""
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(UsageError, match="holds other data, not an edgenet state"):
+        SeenState(str(path))
+    assert path.read_bytes() == content and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 def test_a_broken_state_is_moved_aside_with_a_warning_and_rebuilt(tmp_path):
@@ -374,8 +386,10 @@ def test_the_state_is_used_from_the_decode_thread_and_the_writer_thread(tmp_path
 
 def test_a_second_broken_state_in_the_same_second_does_not_replace_the_first(tmp_path):
     path = tmp_path / "s.db"
-    for content in ("first garbage\n", "second garbage\n"):
-        path.write_text(content * 100)
+    for content in (b"first garbage\n", b"second garbage\n"):
+        path.write_bytes(b"SQLite format 3\x00" + content * 100)  # the header, then garbage
         SeenState(str(path)).close()
-    kept = sorted(p.read_text()[:15] for p in tmp_path.glob("s.db.broken-*") if not p.name.endswith("-wal"))
-    assert kept == ["first garbage\nf", "second garbage\n"]
+    kept = sorted(
+        p.read_bytes()[16:31] for p in tmp_path.glob("s.db.broken-*") if not p.name.endswith("-wal")
+    )
+    assert kept == [b"first garbage\nf", b"second garbage\n"]
