@@ -177,3 +177,36 @@ def test_markup_and_escapes_in_names_and_labels_are_shown_as_text(cli, images, t
 def test_bad_option_values_are_one_line_usage_errors(cli, images, args, words):
     run = cli("classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", *args)
     one_line_error(run, 2, words)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--state", "{t}/s", "-f", "table"), "use --format jsonl or csv with --state"),
+        (("--state", "{t}/same", "--output", "{t}/same"), "--state and --output name the same file"),
+        (("--output", "{t}/o", "--prom-textfile", "{t}/./o"), "--output and --prom-textfile name the same"),
+    ],
+)
+def test_a_state_needs_records_as_they_come_and_each_file_its_own_path(cli, images, tmp_path, args, words):
+    """A table is written at the end: a killed run with --state would have marked images whose records
+    were never written. Two options naming one file would write records into the SQLite state."""
+    args = [arg.format(t=tmp_path) for arg in args]
+    run = cli("classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", *args)
+    one_line_error(run, 2, words)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created before the refusal
+
+
+def test_a_state_without_a_format_writes_jsonl_even_on_a_terminal(images, tmp_path):
+    """On a terminal the default is a table; with --state it is JSON lines (a table comes only at the end)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    args = ["classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", "-q", "--state", str(tmp_path / "s")]
+    run = subprocess.run(
+        [sys.executable, "-m", "edgenet", *args], stdout=follower, stderr=subprocess.PIPE, timeout=120
+    )
+    os.close(follower)
+    shown = os.read(leader, 65536).decode()
+    os.close(leader)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(shown.strip())["source"].endswith("cat.bmp")

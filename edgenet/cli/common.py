@@ -182,12 +182,13 @@ def model_request(model, labels, threads, delegate, device, delegate_lib, delega
 AUTO_FORMAT_HELP = "(default: a table on a terminal, data when stdout is a pipe or a file)"
 
 
-def for_stdout(fmt, human, data, output: str | None = None):
+def for_stdout(fmt, human, data, output: str | None = None, state: str | None = None):
     """The format asked for, else the convention of gh and ls: people on a terminal, data on a pipe or in
-    a file (`edgenet classify cat.jpg | grep Egyptian` finds the record)."""
+    a file (`edgenet classify cat.jpg | grep Egyptian` finds the record). With a --state, data: a table is
+    written at the end, and the state marks images done as their records are written."""
     if fmt is not None:
         return fmt
-    if output:
+    if output or state:
         return data
     try:
         return human if sys.stdout.isatty() else data

@@ -198,7 +198,9 @@ def detect(
             settle=settle,
         ),
         output=OutputOptions(
-            format=for_stdout(fmt, RecordFormat.table, RecordFormat.jsonl, output), output=output, quiet=quiet
+            format=for_stdout(fmt, RecordFormat.table, RecordFormat.jsonl, output, state),
+            output=output,
+            quiet=quiet,
         ),
         unattended=shared.unattended_from(
             state,

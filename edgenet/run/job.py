@@ -166,6 +166,7 @@ class Job:
     def check(self) -> None:
         self.inputs.check()
         self.unattended.check()
+        self._check_paths()
         if self.confirm < 1:
             raise UsageError(f"--confirm {self.confirm}: give 1 or more agreeing results")
         self.keep.check(self.inputs.streaming)
@@ -177,6 +178,25 @@ class Job:
                     "--output with --camera or --video needs --format jsonl or csv (a stream's table is only "
                     "the live view and the summary on stderr)"
                 )
+
+    def _check_paths(self) -> None:
+        """--state, --output and --prom-textfile each need their own file; a state needs records that are
+        written as they come (jsonl or csv), since it marks an image done once its record is written."""
+        state, output = self.unattended.state, self.output.output
+        named = [("--state", state), ("--output", output), ("--prom-textfile", self.unattended.prom_textfile)]
+        for number, (option, path) in enumerate(named):
+            for other, other_path in named[number + 1 :]:
+                if _same_file(path, other_path):
+                    raise UsageError(f"{option} and {other} name the same file {path}: give each its own")
+        if state and self.output.format == RecordFormat.table:
+            raise UsageError(
+                "--state marks images done as their records are written, and a table is written only at the "
+                "end: use --format jsonl or csv with --state"
+            )
+
+
+def _same_file(one: str | None, other: str | None) -> bool:
+    return bool(one and other) and os.path.realpath(one) == os.path.realpath(other)
 
 
 def run_job(job: Job) -> int:
