@@ -25,6 +25,8 @@ def install_quiet_exit() -> None:
 
 def main() -> None:
     install_quiet_exit()
+    if sys.stderr is None:  # started with stderr closed (`2>&-`): messages go nowhere, not into a crash
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     from edgenet.cli import main as run
 
     sys.exit(run())

@@ -210,3 +210,26 @@ def test_a_state_without_a_format_writes_jsonl_even_on_a_terminal(images, tmp_pa
     os.close(leader)
     assert run.returncode == 0, run.stderr
     assert json.loads(shown.strip())["source"].endswith("cat.bmp")
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stderr"])
+def test_a_closed_stdout_or_stderr_is_no_crash(images, closed):
+    """`edgenet classify ... >&-` (records have nowhere to go: one line, exit 2) and `2>&-` (the table and
+    messages go nowhere: the run still works)."""
+    args = ["classify", str(images / "cat.bmp"), "-m", "v1-0.25-128"]
+    if closed == "stdout":
+        run = subprocess.run(
+            ["sh", "-c", '"$@" >&-', "sh", sys.executable, "-m", "edgenet", *args, "-f", "jsonl"],
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+        one_line_error(run, 2, "the output stream is closed")
+    else:
+        run = subprocess.run(
+            ["sh", "-c", '"$@" 2>&-', "sh", sys.executable, "-m", "edgenet", *args, "-f", "jsonl"],
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0 and json.loads(run.stdout)["top_k"]
