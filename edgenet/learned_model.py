@@ -194,9 +194,17 @@ def append_head(extractor: bytes, head: LinearHead, description: str = "") -> by
     return pack_model(model)
 
 
+def _label_line(name: str) -> str:
+    """A class (folder) name as one line of UTF-8: bytes that are not UTF-8 (a Latin-1 folder name) become
+    U+FFFD, line breaks and other control characters a space."""
+    text = os.fsencode(name).decode("utf-8", "replace") if isinstance(name, str) else str(name)
+    return "".join(" " if ord(char) < 32 or char == "\x7f" else char for char in text)
+
+
 def labels_text(labels: list[str]) -> str:
     """One label per line; `index:label` lines when plain lines would be read back differently (labels
     that start with a number, like `1 car`, would otherwise look like an indexed label file)."""
+    labels = [_label_line(label) for label in labels]
     plain = "\n".join(labels) + "\n"
     if parse_labels(plain) == list(labels):
         return plain
@@ -222,8 +230,10 @@ def write_model(path: str | os.PathLike, flatbuffer: bytes, labels: list[str]) -
             archive.writestr(entry, labels_text(labels))
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
-    except OSError as exc:
+    except BaseException as exc:  # no temporary file left behind, whatever went wrong
         Path(temporary).unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
         raise DeviceError(
             f"cannot write {path}: {exc.strerror or exc}; free some space or write elsewhere"
         ) from None

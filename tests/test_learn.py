@@ -383,6 +383,17 @@ def test_heads_on_synthetic_embeddings():
     assert np.allclose(head.scores(embeddings).sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_class_names_that_are_not_one_line_of_utf8_are_written_as_one_line_each(tmp_path):
+    """A Latin-1 folder name (its byte is a lone surrogate in Python) and one with a line break: each label
+    stays one line, in its class's place, and no temporary file is left behind."""
+    latin1 = os.fsdecode(b"caf\xe9")
+    path = write_model(
+        tmp_path / "m.tflite", b"\x1c\x00\x00\x00TFL3" + bytes(64), [latin1, "two\nlines", "ok"]
+    )
+    assert embedded_labels(path) == ["caf\ufffd", "two lines", "ok"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]
+
+
 def test_the_fitted_temperature_recovers_the_one_that_made_the_labels():
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(20000, 4))
