@@ -354,6 +354,16 @@ def test_plot_draws_the_frontier(tmp_path, suffix):
     assert head.startswith(b"\x89PNG") if suffix == "png" else b"<svg" in head
 
 
+def test_a_plot_that_cannot_be_written_is_exit_4_after_the_report(tmp_path):
+    pytest.importorskip("matplotlib", reason="the plot extra (pip install -e '.[plot]') is not installed")
+    taken = tmp_path / "taken.png"
+    taken.mkdir()  # a folder where the picture should go
+    run = choose(tmp_path / "home", "--fps", "30", *THREE, *QUICK, "--plot", str(taken))
+    assert run.returncode == 4 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(f"edgenet: error: cannot write the plot {taken}")
+    assert "choice for 30 fps" in run.stdout + run.stderr  # the report came first
+
+
 def test_sigterm_stops_cleanly_keeping_what_was_measured(tmp_path):
     home = tmp_path / "home"
     env = {**os.environ, "EDGENET_HOME": str(home)}

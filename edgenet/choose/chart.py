@@ -209,6 +209,14 @@ def save_plot(
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8)
         figure.tight_layout()
-        figure.savefig(path)
+        try:
+            figure.savefig(path)
+        except OSError as exc:
+            from edgenet.errors import DeviceError
+
+            raise DeviceError(
+                f"cannot write the plot {path}: {exc.strerror or exc}; choose a writable place for --plot "
+                "(the report above is complete)"
+            ) from None
     finally:
         pyplot.close(figure)

@@ -72,7 +72,7 @@ class Output:
             self.stream = stream or sys.stdout
             self.existing = 0
             if self.stream is None:  # started with stdout (or stderr) closed: `edgenet classify ... >&-`
-                raise UsageError("the output stream is closed: give --output FILE, or run it with stdout open")
+                raise UsageError("the output stream is closed: give --output FILE, or keep stdout open")
 
     @property
     def name(self) -> str:
