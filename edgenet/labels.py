@@ -207,7 +207,11 @@ def find_labels(
         labels, source = read_labels(catalog_labels, limit, dropped), catalog_labels
     elif catalog_labels == "imagenet" or classes in (1000, 1001):
         labels, source = list(imagenet_labels()), "imagenet"
-    else:
+    else:  # said, so that labels lost from a damaged file do not pass unnoticed
+        notes.append(
+            f"no labels for this model's {classes} classes (none given, none packed in the file): results "
+            "show class indices; give --labels FILE"
+        )
         return ModelLabels(None, "none", tuple(notes))
     if dropped:
         shown = ", ".join(dropped[:3]) + (", ..." if len(dropped) > 3 else "")

@@ -239,6 +239,23 @@ def test_learn_takes_classifys_named_roi_as_it_is(tmp_path, cli):
     assert made["plain"] == made["named"] != whole.read_bytes()
 
 
+def test_a_learned_model_whose_labels_were_cut_off_says_so(tmp_path, cli):
+    """The zip at the end of a learned model lost its last bytes (a torn copy): classify still runs, on
+    class indices, and says that no labels were found instead of passing it by."""
+    for name in ("daisy", "sunflowers"):
+        (tmp_path / "few" / name).mkdir(parents=True)
+        for photo in sorted((FLOWERS / "train" / name).iterdir())[:5]:
+            (tmp_path / "few" / name / photo.name).symlink_to(photo)
+    model = tmp_path / "m.tflite"
+    assert cli("learn", str(tmp_path / "few"), "-o", str(model), "--head", "imprinting").returncode == 0
+    model.write_bytes(model.read_bytes()[:-50])
+    photo = sorted((FLOWERS / "val" / "daisy").iterdir())[0]
+    run = cli("classify", str(photo), "-m", str(model), "-f", "jsonl")
+    assert run.returncode == 0, run.stderr
+    assert "no labels for this model's 2 classes" in run.stderr
+    assert json.loads(run.stdout)["top_k"][0]["label"] in ("0", "1")
+
+
 # -- refusals and bad photos -------------------------------------------------------------------------------
 
 
