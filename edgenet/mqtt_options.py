@@ -41,22 +41,20 @@ def parse_host(text: str, default_port: int = 1883) -> tuple[str, int]:
     return host, int(port)
 
 
-def check_topic(topic: str) -> str:
+def check_topic(topic: str, option: str = "--mqtt-topic", example: str = "edgenet/kitchen") -> str:
     """A base topic to publish under: levels without wildcards, not empty, not the broker's `$` topics."""
     plain = topic[:-1] if topic.endswith("/") else topic
     if not plain:
-        raise UsageError("--mqtt-topic is empty; give a base topic like edgenet/kitchen")
+        raise UsageError(f"{option} is empty; give a base topic like {example}")
     if "+" in plain or "#" in plain:
         raise UsageError(
-            f"--mqtt-topic {topic!r}: + and # are wildcards for subscribing, not for publishing; give a "
-            "plain topic like edgenet/kitchen"
+            f"{option} {topic!r}: + and # are wildcards for subscribing, not for publishing; give a "
+            f"plain topic like {example}"
         )
     if "" in plain.split("/"):
-        raise UsageError(
-            f"--mqtt-topic {topic!r} has an empty level (a leading / or //); write edgenet/kitchen"
-        )
+        raise UsageError(f"{option} {topic!r} has an empty level (a leading / or //); write {example}")
     if plain.startswith("$"):
-        raise UsageError(f"--mqtt-topic {topic!r}: topics starting with $ belong to the broker")
+        raise UsageError(f"{option} {topic!r}: topics starting with $ belong to the broker")
     if "\0" in plain or len(plain.encode("utf-8", "surrogatepass")) > 60_000:
         raise UsageError("--mqtt-topic: no NUL characters, and under 60000 bytes")
     return plain
@@ -80,11 +78,16 @@ def tls_context(tls: bool, ca_file: str | None):
         ) from None
 
 
-def check_options(address: str, *, topic: str | None = None, tls: bool = False, ca_file: str | None = None):
-    """Every MQTT option a user can get wrong, checked before any work: UsageError (exit 2) with one line."""
+def check_options(
+    address: str, *, topic: str | None = None, tls: bool = False, ca_file: str | None = None, discovery=""
+):
+    """Every MQTT option a user can get wrong, checked before any work: UsageError (exit 2) with one line.
+    `discovery`: the Home Assistant discovery prefix ("" when off)."""
     parse_host(address)
     if topic is not None:
         check_topic(topic)
+    if discovery:
+        check_topic(discovery, "--ha-discovery", "homeassistant")
     tls_context(tls, ca_file)
 
 

@@ -106,6 +106,7 @@ def test_a_missing_or_garbage_ca_is_a_usage_error(tmp_path):
         (["--mqtt-ca", "/nonexistent/ca.pem"], "--mqtt-ca"),
         (["--mqtt-topic", "edgenet/+"], "wildcards"),
         (["--mqtt-topic", "a//b"], "empty level"),
+        (["--ha-discovery", "ha/#"], "--ha-discovery 'ha/#': + and # are wildcards"),
     ],
 )
 def test_bad_mqtt_options_exit_2_in_one_line_with_no_record(images, cli, options, says):

@@ -140,7 +140,9 @@ class UnattendedOptions:
             from edgenet.mqtt_options import check_options
 
             mqtt = self.mqtt
-            check_options(mqtt.address, topic=mqtt.topic, tls=mqtt.tls, ca_file=mqtt.ca)
+            check_options(
+                mqtt.address, topic=mqtt.topic, tls=mqtt.tls, ca_file=mqtt.ca, discovery=mqtt.discovery_prefix
+            )
 
 
 @lightclass
