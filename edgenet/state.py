@@ -28,14 +28,21 @@ class AlreadyRunning(Exception):
     """Another edgenet holds the lock."""
 
 
+LOCK_POLL_S = 0.2  # --wait: how often a held lock is tried again
+
+
 class RunLock:
     """flock on `<path>.lock`; released by the kernel when the process dies, however it dies."""
 
-    def __init__(self, path: str, *, wait: bool = False, device: bool = False):
+    def __init__(
+        self, path: str, *, wait: bool = False, device: bool = False, should_stop=None, waiting=None
+    ):
         self.path = path
         self._fd: int | None = None
         self._wait = wait
         self._device = device  # lock an existing file or device node (a camera) as it is: no pid written
+        self._should_stop = should_stop or (lambda: False)  # a SIGTERM while waiting ends the wait (130)
+        self._waiting = waiting  # called once, with the holder's pid, when --wait starts waiting
 
     def __enter__(self) -> RunLock:
         try:
@@ -45,13 +52,25 @@ class RunLock:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise UsageError(f"cannot open the lock file {self.path}: {exc.strerror}") from None
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | (0 if self._wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            holder = "" if self._device else _read_pid(self._fd)
-            os.close(self._fd)
-            self._fd = None
-            raise AlreadyRunning(f"already running (pid {holder or '?'} holds {self.path})") from None
+        while True:  # polled, not a blocking flock: Python retries that through signals, so it never ends
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if self._wait and not self._should_stop():
+                    if self._waiting is not None:
+                        self._waiting(_read_pid(self._fd) if not self._device else "")
+                        self._waiting = None
+                    time.sleep(LOCK_POLL_S)
+                    continue
+                holder = "" if self._device else _read_pid(self._fd)
+                os.close(self._fd)
+                self._fd = None
+                if self._wait:
+                    from edgenet.errors import Interrupted
+
+                    raise Interrupted(f"stopped while waiting for {self.path}") from None
+                raise AlreadyRunning(f"already running (pid {holder or '?'} holds {self.path})") from None
         if not self._device:
             os.ftruncate(self._fd, 0)
             os.write(self._fd, f"{os.getpid()}\n".encode())
@@ -70,19 +89,21 @@ def _read_pid(fd: int) -> str:
         return ""
 
 
-def camera_lock(spec, wait: bool = False) -> RunLock | None:
+def camera_lock(spec, wait: bool = False, should_stop=None) -> RunLock | None:
     """The lock that keeps two edgenet processes off one camera: flock on its device node (or file);
     picamera2 cameras get a lock file in the temporary folder; network streams none."""
     import tempfile
 
     if spec.kind == "picamera2":
         return RunLock(
-            os.path.join(tempfile.gettempdir(), f"edgenet-picamera2-{spec.device}.lock"), wait=wait
+            os.path.join(tempfile.gettempdir(), f"edgenet-picamera2-{spec.device}.lock"),
+            wait=wait,
+            should_stop=should_stop,
         )
     path = f"/dev/video{spec.device}" if isinstance(spec.device, int) else str(spec.device)
     if "://" in path or not os.path.exists(path):
         return None
-    return RunLock(path, wait=wait, device=True)
+    return RunLock(path, wait=wait, device=True, should_stop=should_stop)
 
 
 def key_now(path) -> tuple[int, int] | None:

@@ -196,6 +196,23 @@ def test_a_second_run_says_already_running(many_photos, tmp_path):
     assert not (tmp_path / "b.jsonl").exists() or (tmp_path / "b.jsonl").read_text() == ""
 
 
+def test_sigterm_ends_a_wait_for_the_lock_with_130(many_photos, tmp_path):
+    """--wait queues behind the run holding the state; systemd's stop must end that wait at once, not
+    after the other run (hours of backlog)."""
+    import fcntl
+
+    state = tmp_path / "s.state"
+    with open(f"{state}.lock", "w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # this test is the other run
+        waiter = start(*classify_args(many_photos, state, tmp_path / "w.jsonl", "--wait"))
+        line = waiter.stderr.readline()
+        assert "waiting for the run that holds" in line, line
+        waiter.send_signal(signal.SIGTERM)
+        _out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 130 and "Traceback" not in err, err
+    assert not (tmp_path / "w.jsonl").exists() or (tmp_path / "w.jsonl").read_text() == ""
+
+
 def test_changed_file_counts_as_new(images, tmp_path, cli):
     folder = tmp_path / "in"
     folder.mkdir()

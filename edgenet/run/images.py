@@ -77,7 +77,14 @@ def run_images(job, stop, held) -> int:
         from edgenet.state import POISONED_ERROR, AlreadyRunning, RunLock, SeenState
 
         try:
-            held.enter_context(RunLock(job.unattended.state + ".lock", wait=job.unattended.wait))
+            state = job.unattended.state
+            lock = RunLock(
+                state + ".lock",
+                wait=job.unattended.wait,
+                should_stop=lambda: bool(stop),
+                waiting=lambda pid: say(f"waiting for the run that holds {state} (pid {pid or '?'})"),
+            )
+            held.enter_context(lock)
         except AlreadyRunning as busy:
             say(f"edgenet: {busy}; this run does nothing (use --wait to queue behind it)")
             return 0

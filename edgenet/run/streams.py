@@ -23,7 +23,7 @@ def run_stream(job, stop, held) -> int:
         from edgenet.state import AlreadyRunning, camera_lock
 
         spec = cameras.parse_camera(inputs.camera)
-        lock = camera_lock(spec, wait=job.unattended.wait)
+        lock = camera_lock(spec, wait=job.unattended.wait, should_stop=lambda: bool(stop))
         try:
             if lock is not None:
                 held.enter_context(lock)
