@@ -21,7 +21,7 @@ from conftest import run_loop
 from edgenet.errors import UsageError
 from edgenet.run.loop import Result
 from edgenet.sinks import Sink
-from edgenet.sinks.preview import PreviewSink, health, parse_address
+from edgenet.sinks.preview import STALE_S, PreviewSink, health, parse_address, stale_after
 
 PHOTOS = ("owl.jpg", "hot_dog.jpg", "parrot.jpg", "cat_1080p.jpg")
 
@@ -112,6 +112,15 @@ def test_address_parsing_and_health_rules():
     assert health(**{**ok, "error": "cannot decode image", "streaming": False})[0] == 200  # a bad image
     assert health(**{**ok, "last": now - 60})[1] == "no frame for 60 s"
     assert health(**{**ok, "ended": True})[0] == 503
+    # --watch: an empty inbox is no stall; --interval 15: a snapshot every 15 s is not a stall either
+    watching = {**ok, "streaming": False, "stale": stale_after(watch=True)}
+    assert health(**{**watching, "count": 0}) == (200, "watching: no new image yet")
+    assert health(**{**watching, "last": now - 3600})[0] == 200
+    assert health(**{**watching, "ended": True})[0] == 503
+    snapshots = {**ok, "stale": stale_after(interval=15)}
+    assert health(**{**snapshots, "last": now - 30})[0] == 200
+    assert health(**{**snapshots, "last": now - 60}) == (503, "no frame for 60 s")
+    assert stale_after() == stale_after(interval=1) == STALE_S
 
 
 def test_endpoints_answer_and_nothing_else_is_served(results, tmp_path):

@@ -88,7 +88,7 @@ def keep_sinks(keep: KeepOptions, model, *, inputs, quiet: bool = False, stop=No
             # after its record), instead of leaving a record whose annotated image never comes
             before.append(AnnotatedImages(keep.annotate, streaming=streaming))
     if keep.serve:
-        from edgenet.sinks.preview import PreviewSink
+        from edgenet.sinks.preview import PreviewSink, stale_after
 
         after.append(
             PreviewSink(
@@ -100,6 +100,7 @@ def keep_sinks(keep: KeepOptions, model, *, inputs, quiet: bool = False, stop=No
                 linger=keep.serve_linger,
                 stop=stop,
                 quiet=quiet,
+                stale=stale_after(watch=inputs.watch, interval=inputs.interval),
             )
         )
     return KeptSinks(tuple(before), tuple(after))

@@ -40,16 +40,33 @@ def is_loopback(host: str) -> bool:
     return host.startswith(LOOPBACK)
 
 
-def health(*, count: int, last: float | None, error: str | None, ended: bool, streaming: bool, now: float):
+def stale_after(*, watch: bool = False, interval: float | None = None) -> float | None:
+    """How long /healthz waits for a record before it calls the run stalled: never for --watch (an empty
+    inbox is normal), three snapshot intervals for --interval, STALE_S otherwise."""
+    if watch:
+        return None
+    return max(STALE_S, 3 * interval) if interval else STALE_S
+
+
+def health(
+    *,
+    count: int,
+    last: float | None,
+    error: str | None,
+    ended: bool,
+    streaming: bool,
+    now: float,
+    stale: float | None = STALE_S,
+):
     """(status, one line) for /healthz: 200 while frames flow; 503 and why otherwise. `last`: when the last
-    record came (time.time()), `error`: the last record's error, if it was one."""
+    record came (time.time()), `error`: the last record's error, if it was one; `stale`: see stale_after()."""
     if ended:
         return 503, "run ended" + (f"; last error: {error}" if error else "")
     if not count:
-        return 503, "waiting for the first frame"
+        return (200, "watching: no new image yet") if stale is None else (503, "waiting for the first frame")
     if streaming and error:
         return 503, error  # a lost camera, until a frame comes again
-    if now - last > STALE_S:
+    if stale is not None and now - last > stale:
         return 503, f"no frame for {now - last:.0f} s"
     return 200, f"ok: {count} frames, the last {now - last:.1f} s ago"
 
@@ -64,8 +81,9 @@ class PreviewState:
     mark: resident memory grew with every round of clients that way (docs/keeping.md, scripts/serve_cost.py);
     with one thread it is flat."""
 
-    def __init__(self, streaming: bool, fps: float = 5.0):
+    def __init__(self, streaming: bool, fps: float = 5.0, stale: float | None = STALE_S):
         self.streaming = streaming
+        self.stale = stale  # /healthz: see stale_after()
         self.interval = 1.0 / max(0.1, fps)
         self.changed = threading.Condition()  # a new record (the encoder waits on it)
         self.encoded_cond = threading.Condition()  # a new JPEG (the stream's clients wait on it)
@@ -163,6 +181,7 @@ class PreviewState:
             ended=self.ended,
             streaming=self.streaming,
             now=time.time(),
+            stale=self.stale,
         )
 
     def latest_json(self) -> bytes | None:
@@ -204,12 +223,13 @@ class PreviewSink(Sink):
         linger: float = 0.0,
         stop=None,
         quiet: bool = False,
+        stale: float | None = STALE_S,
     ):
         from edgenet.console import say, warn
         from edgenet.sinks.preview_http import PreviewServer
 
         host, port = parse_address(address)
-        self.state = PreviewState(streaming, fps)
+        self.state = PreviewState(streaming, fps, stale)
         self.metrics = _metrics(info)
         self.server = PreviewServer((host, port), self.state, token=token, metrics=self.metrics)
         self.linger = linger
