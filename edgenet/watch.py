@@ -19,14 +19,25 @@ from edgenet.imaging import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 
 SETTLE_S = 1.0  # a file unchanged this long has finished arriving
 POLL_S = 0.25  # how often files still settling are looked at again
+CHECK_FOLDERS_S = 2.0  # how often the watched folders are checked for being replaced or removed
 
 
 def file_state(path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a regular file, or None. An empty file counts: one that stays empty for the
+    settle time gets its error record, as in a run without --watch."""
     try:
         info = os.stat(path)
     except OSError:
         return None
-    return (info.st_size, info.st_mtime_ns) if info.st_size > 0 else None
+    return (info.st_size, info.st_mtime_ns) if os.path.isfile(path) else None
+
+
+def _identity(folder: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
 
 
 class FolderWatch:
@@ -43,6 +54,7 @@ class FolderWatch:
         before_read=None,
         after_read=None,
     ):
+        self.given = list(folders)  # sources are named as the user named the folders, as the backlog's are
         self.folders = [os.path.abspath(f) for f in folders]
         self.backlog = list(backlog)
         self.is_new = is_new  # SeenState.is_new, or None: new means not read in this run
@@ -56,6 +68,21 @@ class FolderWatch:
 
     def interrupt(self) -> None:
         self._stop.set()
+
+    def _as_given(self, path: str) -> str:
+        """A path under a watched folder, named from the folder as the user gave it."""
+        for folder, given in zip(self.folders, self.given, strict=True):
+            if path.startswith(folder + os.sep):
+                return os.path.join(given, os.path.relpath(path, folder))
+        return path
+
+    def _listed(self) -> list[str]:
+        """Every file in the watched folders now (for a folder that was replaced: inotify lost it)."""
+        found = []
+        for given in self.given:
+            for root, _dirs, files in os.walk(given):
+                found += [os.path.join(root, name) for name in files]
+        return sorted(found)
 
     def _wanted(self, path: str) -> bool:
         if not path.lower().endswith(IMAGE_EXTENSIONS) or os.path.basename(path).startswith("."):
@@ -97,15 +124,35 @@ class FolderWatch:
 
     def __iter__(self) -> Iterator:
         try:
-            from watchfiles import Change, watch
+            import watchfiles  # noqa: F401
         except ImportError:
             raise DeviceError(
                 "--watch needs watchfiles: pip install watchfiles (it has wheels for x86-64 and ARM)"
             ) from None
         yield from self._frames(self.backlog)
+        while not self._stop.is_set():
+            yield from self._watch_once()
+
+    def _watch_once(self) -> Iterator:
+        """Watch until stopped, or until a watched folder is replaced or comes back (inotify follows the
+        old folder: the watch is started again, on what is there now)."""
+        from watchfiles import Change, watch
+
+        from edgenet.console import warn
+
+        identities = [_identity(folder) for folder in self.folders]
+        present = [folder for folder, ident in zip(self.folders, identities, strict=True) if ident]
+        gone = [given for given, ident in zip(self.given, identities, strict=True) if not ident]
+        if gone:
+            warn(f"the watched folder {', '.join(gone)} is gone: waiting for it to come back")
+        if not present:
+            while not self._stop.wait(CHECK_FOLDERS_S):
+                if any(_identity(folder) for folder in self.folders):
+                    break
+            return
         wanted = {Change.added, Change.modified}
         changes = watch(
-            *self.folders,
+            *present,
             debounce=int(POLL_S * 1000),
             step=50,
             stop_event=self._stop,
@@ -114,11 +161,20 @@ class FolderWatch:
             raise_interrupt=False,
             ignore_permission_denied=True,
         )
+        checked = time.monotonic()
         for batch in changes:
             if self._stop.is_set():
                 return
             for change, path in batch:
+                path = self._as_given(path)
                 if change in wanted and self._wanted(path):
                     self._settling.setdefault(path, (file_state(path), time.monotonic()))
             ready = [path for path in self._settled() if self._wanted(path)]
             yield from self._frames(ready)
+            if time.monotonic() - checked >= CHECK_FOLDERS_S:
+                checked = time.monotonic()
+                if [_identity(folder) for folder in self.folders] != identities:
+                    for path in self._listed():  # what arrived in the new folder unseen
+                        if self._wanted(path):
+                            self._settling.setdefault(path, (file_state(path), time.monotonic()))
+                    return

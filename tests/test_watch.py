@@ -77,3 +77,40 @@ def test_a_watched_folder_takes_the_backlog_then_each_new_image_once(images, tmp
 def test_watch_takes_folders_only(cli, images):
     run = cli("classify", str(images / "cat.bmp"), "--watch")
     assert run.returncode == 2 and "--watch takes folders" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_replaced_folder_is_watched_again_with_sources_named_as_given(images, tmp_path):
+    """The inbox is moved away and made again (a sync tool, `rm -rf` and mkdir): images arriving in the new
+    one get records, named from the folder as the user gave it (relative), as the backlog's are; a file
+    that stays empty gets its error record, as in a run without --watch."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a_first.bmp").write_bytes((images / "cat.bmp").read_bytes())
+    command = [sys.executable, "-m", "edgenet", "classify", "inbox", "--watch", "--settle", "0.5"]
+    command += ["-m", "v1-0.25-128", "-f", "jsonl"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, bufsize=1
+    )
+    try:
+        first = read_record(process)
+        assert first["source"] == os.path.join("inbox", "a_first.bmp")
+        (inbox / "b_second.jpg").write_bytes((images / "parrot.jpg").read_bytes())
+        second = read_record(process)
+        assert second["source"] == os.path.join("inbox", "b_second.jpg")  # relative, as the backlog
+        inbox.rename(tmp_path / "old")
+        inbox.mkdir()
+        (inbox / "c_after.jpg").write_bytes((images / "parrot.jpg").read_bytes())
+        (tmp_path / "old" / "d_old.jpg").write_bytes((images / "parrot.jpg").read_bytes())
+        third = read_record(process)
+        assert third["source"] == os.path.join("inbox", "c_after.jpg") and third["top_k"]
+        (inbox / "e_empty.jpg").write_bytes(b"")
+        empty = read_record(process)
+        assert empty["source"] == os.path.join("inbox", "e_empty.jpg") and "error" in empty
+        process.send_signal(signal.SIGTERM)
+        rest, errors = process.stdout.read(), process.stderr.read()
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130 and "Traceback" not in errors, errors
+    assert rest == ""  # the moved-away folder is not watched any more
