@@ -45,6 +45,14 @@ def parse_camera(text: str) -> CameraSpec:
         if not number.isdigit():
             raise UsageError(f"--camera {value!r}: picamera2 takes a camera number, e.g. picamera2:0")
         return CameraSpec("picamera2", int(number), f"camera:picamera2:{int(number)}")
+    import stat
+
+    try:
+        mode = os.stat(value).st_mode
+    except (OSError, ValueError):
+        mode = 0
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):  # opening a FIFO waits for a writer, past any SIGTERM
+        raise UsageError(f"--camera {value}: a FIFO or socket cannot be opened as a camera; give a file")
     return CameraSpec("opencv", value, f"camera:{value}")
 
 

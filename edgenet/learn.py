@@ -152,6 +152,10 @@ def output_paths(output: str | os.PathLike) -> tuple[Path, Path]:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"-o {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):  # said now, not after the work
+        raise UsageError(f"-o {path}: the folder {parent} cannot be written; give a writable place")
+    if path.suffix.lower() != ".tflite":
+        raise UsageError(f"-o {path}: give a .tflite file name (garage.tflite)")
     return path, path.with_name(path.name.removesuffix(".tflite") + EDGETPU_SUFFIX)
 
 

@@ -51,7 +51,10 @@ class RunLock:
             else:
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise UsageError(f"cannot open the lock file {self.path}: {exc.strerror}") from None
+            raise UsageError(
+                f"cannot open the lock file {self.path}: {exc.strerror}; check that its folder exists and is "
+                "writable"
+            ) from None
         while True:  # polled, not a blocking flock: Python retries that through signals, so it never ends
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -170,6 +173,8 @@ def _refuse_other_data(path: str) -> None:
     """A --state that names a file of other data (records, a photo: the options swapped) is refused, not
     moved aside as a broken state. A state's file starts with SQLite's header, or zeros where a power cut
     tore its first page."""
+    if os.path.exists(path) and not os.path.isfile(path):  # /dev/null, a folder: SQLite says "I/O error"
+        raise UsageError(f"--state {path} is not a regular file: give a file name for the state")
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)

@@ -332,6 +332,8 @@ def test_bad_options_are_usage_errors(tmp_path, cli):
         assert message in line, (options, line)
     line = _one_line_error(cli("learn", root, "-o", str(tmp_path / "m_edgetpu.tflite")), 2)
     assert "name the CPU model" in line
+    line = _one_line_error(cli("learn", root, "-o", str(tmp_path / "m.txt")), 2)
+    assert "give a .tflite file name" in line and not (tmp_path / "m.txt_edgetpu.tflite").exists()
     line = _one_line_error(cli("learn", root, "-o", str(tmp_path / "nowhere" / "m.tflite")), 2)
     assert "does not exist" in line
     assert list(tmp_path.iterdir()) == []

@@ -185,6 +185,8 @@ def test_bad_option_values_are_one_line_usage_errors(cli, images, args, words):
         (("--state", "{t}/s", "-f", "table"), "use --format jsonl or csv with --state"),
         (("--state", "{t}/same", "--output", "{t}/same"), "--state and --output name the same file"),
         (("--output", "{t}/o", "--prom-textfile", "{t}/./o"), "--output and --prom-textfile name the same"),
+        (("--state", "/dev/null"), "--state /dev/null is not a regular file"),
+        (("--state", "{t}/no/such/s"), "check that its folder exists"),
     ],
 )
 def test_a_state_needs_records_as_they_come_and_each_file_its_own_path(cli, images, tmp_path, args, words):
@@ -233,3 +235,11 @@ def test_a_closed_stdout_or_stderr_is_no_crash(images, closed):
             timeout=120,
         )
         assert run.returncode == 0 and json.loads(run.stdout)["top_k"]
+
+
+def test_a_fifo_given_as_a_camera_is_refused_not_waited_on(cli, tmp_path):
+    """Opening a FIFO blocks until a writer comes, where no SIGTERM can end it."""
+    fifo = tmp_path / "feed.avi"
+    os.mkfifo(fifo)
+    run = cli("classify", "--camera", str(fifo), "-m", "v1-0.25-128", "-f", "jsonl")
+    one_line_error(run, 2, "a FIFO or socket cannot be opened as a camera")

@@ -62,7 +62,9 @@ class Output:
             try:
                 self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             except OSError as exc:
-                raise UsageError(f"cannot open --output {path}: {exc.strerror}") from None
+                raise UsageError(
+                    f"cannot open --output {path}: {exc.strerror}; give a file in a writable folder"
+                ) from None
             info = os.fstat(self._fd)
             self._regular = stat.S_ISREG(info.st_mode)  # a FIFO, /dev/stdout or a tty: no seeking back
             self.existing = info.st_size if self._regular else 0
