@@ -356,6 +356,8 @@ def class_indices(
     for name in names:
         key = _normalize(name)
         if key.isdigit():
+            if labels and int(key) >= len(labels):
+                raise UsageError(f"{option}: class {key} is past the model's {len(labels)} classes")
             found.add(int(key))
         elif key in lookup:
             found |= lookup[key]

@@ -106,6 +106,7 @@ def test_each_command_refuses_the_other_kind_of_model_naming_the_right_one(cli, 
             "--crop-classes: the model has no",
         ),
         (("--classify-crops", "ssd-v1"), 3, "--classify-crops ssd-v1: a detector cannot name the crops"),
+        (("--classes", "9999"), 2, "--classes: class 9999 is past the model's"),
     ],
 )
 def test_crop_options_misused_are_one_line_errors_naming_the_option(cli, images, args, code, message):

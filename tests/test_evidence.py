@@ -106,6 +106,8 @@ def test_usage_errors_exit_2(cli, images, tmp_path):
         (["--save", str(tmp_path), "--save-when", "change", "--save-max-mb", "0"], "above 0"),
         (["--serve", "nowhere"], "--serve nowhere"),
         (["--serve-token", "x"], "go with --serve"),
+        (["--serve", "0", "--serve-linger", "nan"], "--serve-linger nan"),
+        (["--serve", "0", "--serve-token", " "], "--serve-token is empty"),
     ]:
         run = cli("classify", str(images / "owl.jpg"), *args)
         assert run.returncode == 2 and words in run.stderr, (args, run.stderr)

@@ -40,6 +40,10 @@ class KeepOptions:
             from edgenet.sinks.preview import parse_address
 
             parse_address(self.serve)
+            if self.serve_linger != self.serve_linger:  # nan
+                raise UsageError("--serve-linger nan: give seconds, or inf to stay up until Ctrl-C")
+            if self.serve_token is not None and not self.serve_token.strip():
+                raise UsageError("--serve-token is empty: give a token, or leave the option out for none")
         if self.annotate:
             self._check_annotate(streaming)
 
