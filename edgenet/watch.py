@@ -76,13 +76,14 @@ class FolderWatch:
                 return os.path.join(given, os.path.relpath(path, folder))
         return path
 
-    def _listed(self) -> list[str]:
-        """Every file in the watched folders now (for a folder that was replaced: inotify lost it)."""
-        found = []
+    def _rescan(self) -> None:
+        """Every wanted file in the watched folders now starts settling: for a folder that was replaced
+        or came back, whose files inotify could not report."""
         for given in self.given:
             for root, _dirs, files in os.walk(given):
-                found += [os.path.join(root, name) for name in files]
-        return sorted(found)
+                for path in sorted(os.path.join(root, name) for name in files):
+                    if self._wanted(path):
+                        self._settling.setdefault(path, (file_state(path), time.monotonic()))
 
     def _wanted(self, path: str) -> bool:
         if not path.lower().endswith(IMAGE_EXTENSIONS) or os.path.basename(path).startswith("."):
@@ -148,6 +149,7 @@ class FolderWatch:
         if not present:
             while not self._stop.wait(CHECK_FOLDERS_S):
                 if any(_identity(folder) for folder in self.folders):
+                    self._rescan()
                     break
             return
         wanted = {Change.added, Change.modified}
@@ -174,7 +176,5 @@ class FolderWatch:
             if time.monotonic() - checked >= CHECK_FOLDERS_S:
                 checked = time.monotonic()
                 if [_identity(folder) for folder in self.folders] != identities:
-                    for path in self._listed():  # what arrived in the new folder unseen
-                        if self._wanted(path):
-                            self._settling.setdefault(path, (file_state(path), time.monotonic()))
+                    self._rescan()  # what arrived in the new folder unseen
                     return
