@@ -153,6 +153,10 @@ def _classify(job, model, paths: list[str], failures: list, poisoned: list, seen
         if not job.output.quiet:
             say(f"watching {', '.join(job.inputs.paths)} for new images (Ctrl-C or SIGTERM stops)")
         images = watch
+    elif workers == 1:  # the capture thread reads them in turn, as it always has
+        from edgenet.sources import image_frames
+
+        images = image_frames(paths, start_index=first, min_short=min_short, **hooks)
     else:
         alone = seen.interrupted() if seen is not None else ()
         images = ImageReads(
