@@ -33,6 +33,9 @@ __all__ = ["MqttPublisher", "check_options", "check_topic", "parse_host", "tls_c
 WINDOW = 100  # messages handed to paho and not yet acknowledged
 QUEUE_MAX = 10_000  # records waiting for the sender thread (it stores them within milliseconds)
 CLOSE_TIMEOUT_S = 5.0
+RECONNECT_MAX_S = 4  # paho's reconnect backoff ends here: below CLOSE_TIMEOUT_S, so a broker that is back at
+# the end of a run is reconnected to, and sent what waited, before the run exits
+PROBE_TIMEOUT_S = 0.5
 
 
 def default_outbox() -> Path:
@@ -142,7 +145,7 @@ class MqttPublisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = lambda _c, _u, mid, _rc, _p: (self._acked.append(mid), self._wake.set())
-        client.reconnect_delay_set(1, 10)
+        client.reconnect_delay_set(1, RECONNECT_MAX_S)
         client.connect_timeout = 5.0
         client.connect_async(self.host, self.port, keepalive=30)
         client.loop_start()
@@ -281,8 +284,17 @@ class MqttPublisher:
             # silent host: it ends by itself, nothing of ours waits on it
             stopper.join(2.0 if connected else 0.05)
 
+    def _reachable(self) -> bool:
+        """Does the broker's port take a connection now (refused: at once; a silent host: PROBE_TIMEOUT_S)?"""
+        try:
+            socket.create_connection((self.host, self.port), timeout=PROBE_TIMEOUT_S).close()
+            return True
+        except OSError:
+            return False
+
     def _closing_wait(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
+        back = None
         self._owned_left = None
         self._closing.set()
         self._wake.set()
@@ -291,7 +303,10 @@ class MqttPublisher:
             if idle and self._owned_left == 0:
                 return
             if self._down and not self.client.is_connected():
-                return  # the broker is away: the outbox keeps the rest
+                if back is None:  # asked once: it is back, and paho's next attempt (within
+                    back = self._reachable()  # RECONNECT_MAX_S) sends the rest; or it is away
+                if not back:
+                    return  # the broker is away: the outbox keeps the rest
             time.sleep(0.02)
 
     # -- the sender thread ---------------------------------------------------------------------------

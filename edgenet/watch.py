@@ -104,8 +104,9 @@ class FolderWatch:
             after_read=self.after_read,
         ):
             self.start_index += 1
-            if frame.file_key is not None:
-                self._read[frame.source] = frame.file_key
+            key = frame.file_key or file_state(frame.source)  # an error record counts as read too
+            if key is not None:
+                self._read[frame.source] = key
             yield frame
 
     def _settled(self) -> list[str]:
@@ -164,9 +165,13 @@ class FolderWatch:
             ignore_permission_denied=True,
         )
         checked = time.monotonic()
+        started = False
         for batch in changes:
             if self._stop.is_set():
                 return
+            if not started:  # the watch is on now: what arrived since the folders were listed (the
+                started = True  # backlog was listed before the model loaded) has no event to come
+                self._rescan()
             for change, path in batch:
                 path = self._as_given(path)
                 if change in wanted and self._wanted(path):
