@@ -143,6 +143,35 @@ def test_kill_9_with_annotate_leaves_no_record_without_its_annotated_image(many_
     assert annotated == sources
 
 
+def test_an_annotated_image_that_cannot_be_written_keeps_its_record_and_is_redone(images, tmp_path):
+    """The --annotate folder cannot take the image (here a folder is in its way; a full disk alike): the
+    record is still written, the run stops with exit 4, and the image is not marked done, so the next run
+    does it again instead of leaving it without its annotated image."""
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for name in ("a", "b", "c"):
+        (photos / f"{name}.bmp").write_bytes((images / "cat.bmp").read_bytes())
+    folder = tmp_path / "ann"
+    (folder / "b.jpg").mkdir(parents=True)  # b's annotated image cannot be written
+    state, output = tmp_path / "s.state", tmp_path / "o.jsonl"
+    args = [*classify_args(photos, state, output, "--annotate", str(folder))]
+    first = subprocess.run([sys.executable, "-m", "edgenet", *args], capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == 4 and "cannot write the annotated image" in first.stderr, first.stderr
+    assert [os.path.basename(r["source"]) for r in read_records(output)] == ["a.bmp", "b.bmp"]
+    (folder / "b.jpg").rmdir()
+    second = subprocess.run(
+        [sys.executable, "-m", "edgenet", *args], capture_output=True, text=True, cwd=ROOT
+    )
+    assert second.returncode == 0, second.stderr
+    assert [os.path.basename(r["source"]) for r in read_records(output)] == [
+        "a.bmp",
+        "b.bmp",
+        "b.bmp",
+        "c.bmp",
+    ]
+    assert sorted(os.listdir(folder)) == ["a.jpg", "b.jpg", "c.jpg"]
+
+
 def test_sigterm_flushes_and_the_state_matches(many_photos, tmp_path):
     import sqlite3
 

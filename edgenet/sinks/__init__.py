@@ -1,7 +1,8 @@
-"""Sinks: everything a record goes to after the loop made it, as a list, in order. The data writer comes
-first (jsonl/csv/table to stdout or --output), then what must only follow a written record (the incremental
-state), then the summary and the reporters (Prometheus, MQTT), the live view, annotated output, evidence, the
-preview server. A new output is a new sink, not a new flag threaded through the loop.
+"""Sinks: everything a record goes to after the loop made it, as a list, in order. What keeps files beside
+the record comes first (evidence, which adds `saved` to it, and annotated images, which must exist once the
+record does), then the data writer (jsonl/csv/table to stdout or --output), then what must only follow a
+written record (the incremental state), then the summary and the reporters (Prometheus, MQTT), the live view,
+an annotated video, the preview server. A new output is a new sink, not a new flag threaded through the loop.
 
 A sink has `write(result)` (edgenet.run.loop.Result: the record, when its inference ended, the pixels if the
 sink sets `wants_pixels`), and optionally `start(summary)` (when frames start flowing) and `close()`. Sinks
@@ -15,6 +16,7 @@ from __future__ import annotations
 class Sink:
     wants_pixels = False
     on_output = False
+    keeps = False  # it keeps files beside the record (annotated images, evidence): see Sinks.write
 
     def start(self, summary) -> None:
         pass
@@ -44,8 +46,23 @@ class Sinks:
                 start(summary)
 
     def write(self, result) -> None:
+        """Every sink in order. When a sink that keeps files beside the record cannot write them (a full
+        disk: DeviceError), the record is still written, nothing after it marks the image done (a run
+        with --state does it again), and the failure then stops the run."""
+        from edgenet.errors import DeviceError
+
+        failed = None
         for sink in self.sinks:
-            sink.write(result)
+            if failed is not None and not getattr(sink, "on_output", False):
+                continue
+            try:
+                sink.write(result)
+            except DeviceError as exc:
+                if not getattr(sink, "keeps", False) or failed is not None:
+                    raise
+                failed = exc
+        if failed is not None:
+            raise failed
 
     def stop(self, closing: bool = True) -> None:
         """Close every sink (but those on a stuck output), each whatever the others do; the first failure

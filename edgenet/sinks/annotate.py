@@ -134,6 +134,7 @@ class AnnotatedImages(Sink):
     """One annotated JPEG per image (`name.jpg`; `name-2.jpg`... when two inputs share a name), or per frame
     of a stream (`name-000042.jpg`), written atomically into `folder`."""
 
+    keeps = True
     wants_pixels = True
 
     def __init__(self, folder: str, streaming: bool):

@@ -73,6 +73,7 @@ class EvidenceFolder:
 
 class EvidenceSink(Sink):
     wants_pixels = True
+    keeps = True
 
     def __init__(self, folder: str, conditions, max_mb: float | None = None):
         try:
