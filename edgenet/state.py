@@ -169,7 +169,13 @@ class _Broken(Exception):
     """The file is not a usable state database: it is moved aside and a new one is started."""
 
 
-def _refuse_other_data(path: str) -> None:
+def state_files(path: str) -> list[str]:
+    """The files a state at `path` is made of: the database, its lock, SQLite's write-ahead log and
+    shared memory, and its rollback journal."""
+    return [path, path + ".lock", path + "-wal", path + "-shm", path + "-journal"]
+
+
+def check_state_path(path: str) -> None:
     """A --state that names a file of other data (records, a photo: the options swapped) is refused, not
     moved aside as a broken state. A state's file starts with SQLite's header, or zeros where a power cut
     tore its first page."""
@@ -201,7 +207,7 @@ class SeenState:
         self.warnings: list[str] = []
         self._timeout = timeout
         self._lock = threading.Lock()
-        _refuse_other_data(path)
+        check_state_path(path)
         try:
             self._db = self._open()
         except _Broken as why:

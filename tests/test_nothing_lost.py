@@ -186,6 +186,8 @@ def test_bad_option_values_are_one_line_usage_errors(cli, images, args, words):
         (("--state", "{t}/same", "--output", "{t}/same"), "--state and --output name the same file"),
         (("--output", "{t}/o", "--prom-textfile", "{t}/./o"), "--output and --prom-textfile name the same"),
         (("--state", "/dev/null"), "--state /dev/null is not a regular file"),
+        (("--state", "{t}/s.db", "--output", "{t}/s.db.lock"), "--state and --output name the same file"),
+        (("--state", "{t}/s.db", "--prom-textfile", "{t}/s.db-wal"), "--state and --prom-textfile name the"),
         (("--state", "{t}/no/such/s"), "check that its folder exists"),
     ],
 )
@@ -243,3 +245,10 @@ def test_a_fifo_given_as_a_camera_is_refused_not_waited_on(cli, tmp_path):
     os.mkfifo(fifo)
     run = cli("classify", "--camera", str(fifo), "-m", "v1-0.25-128", "-f", "jsonl")
     one_line_error(run, 2, "a FIFO or socket cannot be opened as a camera")
+
+
+def test_a_state_that_is_a_folder_is_refused_before_its_lock_is_made(cli, images, tmp_path):
+    (tmp_path / "s").mkdir()
+    run = cli("classify", str(images / "cat.bmp"), "-m", "v1-0.25-128", "--state", str(tmp_path / "s"))
+    one_line_error(run, 2, "is not a regular file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no s.lock beside it

@@ -185,10 +185,15 @@ class Job:
         """--state, --output and --prom-textfile each need their own file; a state needs records that are
         written as they come (jsonl or csv), since it marks an image done once its record is written."""
         state, output = self.unattended.state, self.output.output
-        named = [("--state", state), ("--output", output), ("--prom-textfile", self.unattended.prom_textfile)]
+        named = [("--output", output), ("--prom-textfile", self.unattended.prom_textfile)]
+        if state:
+            from edgenet.state import check_state_path, state_files
+
+            check_state_path(state)  # before its lock file is made beside it
+            named = [("--state", path) for path in state_files(state)] + named
         for number, (option, path) in enumerate(named):
             for other, other_path in named[number + 1 :]:
-                if _same_file(path, other_path):
+                if option != other and _same_file(path, other_path):
                     raise UsageError(f"{option} and {other} name the same file {path}: give each its own")
         if state and self.output.format == RecordFormat.table:
             raise UsageError(
