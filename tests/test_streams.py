@@ -801,3 +801,22 @@ def test_csv_runs_appended_to_one_file_stay_in_their_columns(cli, clip, photos, 
     refused = cli("classify", str(photos[0]), "--roi", "door=0,0,0.5,0.5", *model)
     assert refused.returncode == 2 and "other columns" in refused.stderr, refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and out.read_text() == text
+
+
+def test_csv_begun_by_an_earlier_edgenet_gets_rows_in_its_own_columns(cli, photos, tmp_path):
+    """A cron job appending to last release's CSV (no capture_ms, captured, dropped) keeps working: the rows
+    follow the file's header, and what it lacks is said once."""
+    import csv
+
+    old = "source,frame,model,delegate,delegate_reason,index,label,score,top_k,decode_ms,preprocess_ms,"
+    old += "inference_ms,postprocess_ms,total_ms,time,error,saved"
+    out = tmp_path / "old.csv"
+    out.write_text(
+        old + "\nx.jpg,0,v2,xnnpack,,1,goldfish,0.9,1:goldfish:0.9,1,1,1,1,4,2026-01-01T00:00:00Z,,\n"
+    )
+    done = cli("classify", str(photos[0]), "--model", "v1-0.25-128", "-f", "csv", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "earlier edgenet: capture_ms, captured, dropped left out" in done.stderr
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert len(rows) == 2 and all(None not in row for row in rows)
+    assert rows[1]["source"] == str(photos[0]) and float(rows[1]["inference_ms"]) > 0 and rows[1]["top_k"]

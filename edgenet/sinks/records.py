@@ -126,13 +126,15 @@ class Output:
         self._fd = None
 
 
-def _first_line(path: str) -> str:
-    """The first line of a file, newline included ("" when it cannot be read: nothing to compare)."""
+def _csv_header(path: str) -> list[str] | None:
+    """The column names on a file's first line (None when it cannot be read or is empty)."""
     try:
         with open(path, "rb") as handle:
-            return handle.readline(1 << 16).decode("utf-8", "replace")
+            line = handle.readline(1 << 16).decode("utf-8", "replace")
     except OSError:
-        return ""
+        return None
+    names = next(csv.reader([line]), None)
+    return [name.strip() for name in names] if names else None
 
 
 def _ends_with_newline(path: str) -> bool:
@@ -328,26 +330,45 @@ def region_csv_rows(record: dict) -> list[dict]:
 
 class CsvSink(RecordSink):
     """A header (once per file, however many runs append to it), then one row per record. `fields` and `row`
-    flatten another kind of record (bench's)."""
+    flatten another kind of record (bench's).
+
+    A file that already has a header gets rows in its own columns when we produce every one of them (a file
+    begun by an earlier edgenet, whose layout had fewer columns: the new ones are left out, and said once);
+    a header with a column we do not produce (another command, another layout) is refused (exit 2)."""
 
     def __init__(self, output: Output, fields: list[str] = CSV_FIELDS, row=csv_row):
         super().__init__(output)
         self._row = row
         self._buffer = io.StringIO()
-        self._writer = csv.DictWriter(self._buffer, fieldnames=fields, lineterminator="\n", restval="")
-        self._writer.writeheader()
-        header = self._buffer.getvalue()
+        self.warnings: list[str] = []
+        existing = _csv_header(output.path) if output.existing and output.path else None
+        if existing and existing != list(fields):
+            fields = self._existing_layout(output, existing, fields)
+        self._writer = csv.DictWriter(
+            self._buffer, fieldnames=fields, lineterminator="\n", restval="", extrasaction="ignore"
+        )
         if not output.existing:
+            self._writer.writeheader()
             self._emit()
-            return
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        if output.path and _first_line(output.path) not in (header, ""):
+
+    def _existing_layout(self, output: Output, existing: list[str], fields: list[str]) -> list[str]:
+        unknown = [name for name in existing if name not in fields]
+        if unknown or len(set(existing)) != len(existing):
             output.close()
+            shown = ", ".join(unknown[:3]) or "repeated"
             raise UsageError(
-                f"--output {output.path} holds CSV with other columns (another command or layout): "
+                f"--output {output.path} holds CSV with other columns ({shown}: another command or layout): "
                 "choose a new file for these records"
             )
+        left_out = [name for name in fields if name not in existing]
+        if left_out:
+            from edgenet.console import warn
+
+            warn(
+                f"--output {output.path} has the columns of an earlier edgenet: {', '.join(left_out)} "
+                "left out (start a new file to get them)"
+            )
+        return existing
 
     def _emit(self) -> None:
         self.output.write(self._buffer.getvalue())
