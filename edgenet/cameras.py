@@ -52,7 +52,7 @@ def parse_camera(text: str) -> CameraSpec:
     except (OSError, ValueError):
         mode = 0
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):  # opening a FIFO waits for a writer, past any SIGTERM
-        raise UsageError(f"--camera {value}: a FIFO or socket cannot be opened as a camera; give a file")
+        raise UsageError(f"--camera {value}: a FIFO or socket cannot be opened as a camera")
     return CameraSpec("opencv", value, f"camera:{value}")
 
 

@@ -156,7 +156,7 @@ def output_paths(output: str | os.PathLike) -> tuple[Path, Path]:
         raise UsageError(f"-o {path}: the folder {parent} cannot be written; give a writable place")
     if path.suffix.lower() != ".tflite":
         raise UsageError(f"-o {path}: give a .tflite file name (garage.tflite)")
-    return path, path.with_name(path.name.removesuffix(".tflite") + EDGETPU_SUFFIX)
+    return path, path.with_name(path.stem + EDGETPU_SUFFIX)
 
 
 def learn(

@@ -20,11 +20,12 @@ from edgenet.imaging import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 SETTLE_S = 1.0  # a file unchanged this long has finished arriving
 POLL_S = 0.25  # how often files still settling are looked at again
 CHECK_FOLDERS_S = 2.0  # how often the watched folders are checked for being replaced or removed
+EMPTY_SETTLE_S = 10.0  # an empty file waits at least this long (an uploader may create it, then stall)
 
 
 def file_state(path: str) -> tuple[int, int] | None:
-    """(size, mtime_ns) of a regular file, or None. An empty file counts: one that stays empty for the
-    settle time gets its error record, as in a run without --watch."""
+    """(size, mtime_ns) of a regular file, or None. An empty file counts: one that stays empty (for
+    EMPTY_SETTLE_S at least) gets its error record, as in a run without --watch."""
     try:
         info = os.stat(path)
     except OSError:
@@ -119,7 +120,7 @@ class FolderWatch:
                 del self._settling[path]  # gone, or emptied again
             elif current != state:
                 self._settling[path] = (current, now)
-            elif now - since >= self.settle:
+            elif now - since >= (self.settle if state[0] else max(self.settle, EMPTY_SETTLE_S)):
                 del self._settling[path]
                 ready.append(path)
         return sorted(ready)

@@ -180,6 +180,7 @@ def model_request(model, labels, threads, delegate, device, delegate_lib, delega
 
 
 AUTO_FORMAT_HELP = "(default: a table on a terminal, data when stdout is a pipe or a file)"
+RUN_FORMAT_HELP = "(default: a table on a terminal; data on a pipe, with --output or with --state)"
 
 
 def for_stdout(fmt, human, data, output: str | None = None, state: str | None = None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from edgenet.cli.common import AUTO_FORMAT_HELP, INPUT, OUTPUT, STREAM, UNATTENDED, text_argument
+from edgenet.cli.common import INPUT, OUTPUT, RUN_FORMAT_HELP, STREAM, UNATTENDED, text_argument
 
 
 def max_pixels_option():
@@ -99,7 +99,7 @@ def format_option():
         None,
         "--format",
         "-f",
-        help=f"Records as {AUTO_FORMAT_HELP}.",
+        help=f"Records as {RUN_FORMAT_HELP}.",
         rich_help_panel=OUTPUT,
         show_default=False,
     )
