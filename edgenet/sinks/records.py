@@ -340,7 +340,6 @@ class CsvSink(RecordSink):
         super().__init__(output)
         self._row = row
         self._buffer = io.StringIO()
-        self.warnings: list[str] = []
         existing = _csv_header(output.path) if output.existing and output.path else None
         if existing and existing != list(fields):
             fields = self._existing_layout(output, existing, fields)
