@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -127,6 +128,8 @@ def open_model(request: ModelRequest | str | None = None, task=None, *, should_s
     given = zoo.resolve(name, should_stop=should_stop) if spec is None else None  # a missing path fails here
     given_file = inspect_model_file(given.path) if given is not None else None  # the engine reuses it
     task = _task_for(task, spec, given, given_file)
+    if getattr(task, "threshold", 0.0) is None and spec is not None and spec.threshold is not None:
+        task = dataclasses.replace(task, threshold=spec.threshold)  # the detector's own default
     placement = _place(request, delegate, name, spec, given_file)
     resolved = given or zoo.resolve(name, edgetpu=placement.twin, should_stop=should_stop)
     if given is not None and placement.twin:  # X.tflite given, its X_edgetpu.tflite runs on the TPU

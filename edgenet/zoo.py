@@ -77,6 +77,7 @@ class ModelSpec:
     task: str = "classify"  # or "detect" (an SSD with TFLite_Detection_PostProcess)
     recipe: str | None = None  # what scripts/build_models.py calls it, for a model built locally
     size_hint: str | None = None  # the download size in MB where the exact size is unknown ("4.3", ">4.2")
+    threshold: float | None = None  # a detector's default --threshold, where its scores run lower than 0.5
     built: LocalBuild | None = field(default=None, compare=False)  # the local build the cache holds
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -140,6 +141,7 @@ def catalog() -> dict[str, ModelSpec]:
             task=entry.get("task", "classify"),
             recipe=entry.get("build"),
             size_hint=entry.get("size_hint"),
+            threshold=entry.get("threshold"),
         )
     return specs
 

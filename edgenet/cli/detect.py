@@ -84,13 +84,14 @@ def detect(
     max_pixels: int | None = shared.max_pixels_option(),
     roi: list[str] | None = shared.roi_option(),
     confirm: int = shared.confirm_option(),
-    threshold: float = typer.Option(
-        0.5,
+    threshold: float | None = typer.Option(
+        None,
         "--threshold",
         min=0.0,
         max=1.0,
         metavar="T",
-        help="Keep detections scoring T or more.",
+        help="Keep detections scoring T or more (default 0.5; ssd-v2-fpnlite 0.3, its scores run lower).",
+        show_default=False,
         rich_help_panel=OUTPUT,
     ),
     classes: str | None = typer.Option(

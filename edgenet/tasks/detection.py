@@ -26,6 +26,7 @@ from edgenet.detection import (
 )
 from edgenet.errors import ModelError
 
+DEFAULT_THRESHOLD = 0.5  # --threshold for a detector whose catalog entry gives none
 DETECTOR_LABELS_CAP = 10_000  # a detector's outputs carry no class count: a label index past this is absurd
 
 
@@ -140,7 +141,7 @@ class DetectOptions:
     classifier for each detection (edgenet.model.ModelRequest), opened with the detector."""
 
     task: ClassVar[str] = "detect"
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model's own default (the catalog's), else DEFAULT_THRESHOLD
     classes: tuple[str, ...] = ()
     max_detections: int | None = None
     crops: object | None = None  # ModelRequest of the classifier for --classify-crops
@@ -193,7 +194,7 @@ class DetectOptions:
         task = Detection(
             engine,
             labels,
-            threshold=self.threshold,
+            threshold=DEFAULT_THRESHOLD if self.threshold is None else self.threshold,
             classes=class_indices(self.classes, labels) if self.classes else None,
             max_detections=self.max_detections,
             crops=crops,
