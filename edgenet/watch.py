@@ -10,6 +10,7 @@ in this run. Only the capture thread runs this; `interrupt()` (any thread) ends 
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ def file_state(path: str) -> tuple[int, int] | None:
         info = os.stat(path)
     except OSError:
         return None
-    return (info.st_size, info.st_mtime_ns) if os.path.isfile(path) else None
+    return (info.st_size, info.st_mtime_ns) if stat.S_ISREG(info.st_mode) else None
 
 
 def _identity(folder: str) -> tuple[int, int] | None:

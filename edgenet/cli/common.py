@@ -62,6 +62,7 @@ def parse_options(pairs: list[str] | None, option: str = "--delegate-option") ->
     return tuple(found)
 
 
+@functools.cache
 def _words_type():
     """A plain text type whose help shows the argument's own metavar only (Typer prints a `<str>` column for
     text arguments otherwise); None where this Typer has no click types to build it from."""
@@ -73,7 +74,7 @@ def _words_type():
         except ImportError:
             return None
 
-    class Words(StringParamType):
+    class Words(StringParamType):  # one instance serves every argument (it holds no state)
         def get_metavar(self, *args, **kwargs):
             return ""
 

@@ -12,6 +12,8 @@ they are not closed, since closing would flush into it and hang.
 
 from __future__ import annotations
 
+from edgenet.errors import DeviceError
+
 
 class Sink:
     wants_pixels = False
@@ -49,8 +51,6 @@ class Sinks:
         """Every sink in order. When a sink that keeps files beside the record cannot write them (a full
         disk: DeviceError), the record is still written, nothing after it marks the image done (a run
         with --state does it again), and the failure then stops the run."""
-        from edgenet.errors import DeviceError
-
         failed = None
         for sink in self.sinks:
             if failed is not None and not getattr(sink, "on_output", False):

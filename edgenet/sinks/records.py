@@ -172,31 +172,40 @@ class JsonlSink(RecordSink):
         self.output.write(json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n")
 
 
-def csv_row(record: dict) -> dict:
-    top = record.get("top_k") or []
+def _ranked(top: list) -> str:
+    """A top-k as one CSV cell: `index:label:score;...`."""
+    return ";".join(f"{p['index']}:{p['label']}:{p['score']}" for p in top)
+
+
+def _frame_columns(record: dict) -> dict:
+    """The columns every CSV layout shares: where the frame came from, where it ran, its stage times (each
+    layout's header keeps the stages it has: CsvSink ignores the others), and its outcome."""
     latency = record.get("latency_ms") or {}
-    first = top[0] if top else {}
+    stages = ("decode", "preprocess", "inference", "classify", "postprocess", "total", "capture")
     return {
         "source": record.get("source"),
         "frame": record.get("frame"),
         "model": record.get("model"),
         "delegate": record.get("delegate", ""),
         "delegate_reason": record.get("delegate_reason", ""),
-        "index": first.get("index", ""),
-        "label": first.get("label", ""),
-        "score": first.get("score", ""),
-        "top_k": ";".join(f"{p['index']}:{p['label']}:{p['score']}" for p in top),
-        "decode_ms": latency.get("decode", ""),
-        "preprocess_ms": latency.get("preprocess", ""),
-        "inference_ms": latency.get("inference", ""),
-        "postprocess_ms": latency.get("postprocess", ""),
-        "total_ms": latency.get("total", ""),
+        **{f"{stage}_ms": latency.get(stage, "") for stage in stages},
         "time": record.get("time", ""),
-        "capture_ms": latency.get("capture", ""),
         "captured": record.get("captured", ""),
         "dropped": record.get("dropped", ""),
         "error": record.get("error", ""),
         "saved": record.get("saved", ""),
+    }
+
+
+def csv_row(record: dict) -> dict:
+    top = record.get("top_k") or []
+    first = top[0] if top else {}
+    return {
+        **_frame_columns(record),
+        "index": first.get("index", ""),
+        "label": first.get("label", ""),
+        "score": first.get("score", ""),
+        "top_k": _ranked(top),
     }
 
 
@@ -233,22 +242,7 @@ DETECT_CSV_FIELDS = [
 def detect_csv_rows(record: dict) -> list[dict]:
     """A detection record as CSV: one row per detection (`detection` its rank, best first), or one row with
     the detection columns empty for a frame with none, so that every frame has a row."""
-    latency = record.get("latency_ms") or {}
-    frame = {
-        "source": record.get("source"),
-        "frame": record.get("frame"),
-        "model": record.get("model"),
-        "delegate": record.get("delegate", ""),
-        "delegate_reason": record.get("delegate_reason", ""),
-        **{f"{stage}_ms": latency.get(stage, "") for stage in ("decode", "preprocess", "inference")},
-        **{f"{stage}_ms": latency.get(stage, "") for stage in ("classify", "postprocess", "total")},
-        "time": record.get("time", ""),
-        "capture_ms": latency.get("capture", ""),
-        "captured": record.get("captured", ""),
-        "dropped": record.get("dropped", ""),
-        "error": record.get("error", ""),
-        "saved": record.get("saved", ""),
-    }
+    frame = _frame_columns(record)
     rows = []
     for rank, found in enumerate(record.get("detections") or []):
         top = (found.get("classification") or {}).get("top_k") or []
@@ -260,7 +254,7 @@ def detect_csv_rows(record: dict) -> list[dict]:
                 "label": found["label"],
                 "score": found["score"],
                 **found["box"],
-                "classification": ";".join(f"{p['index']}:{p['label']}:{p['score']}" for p in top),
+                "classification": _ranked(top),
             }
         )
     return rows or [frame]
@@ -299,29 +293,14 @@ def region_csv_rows(record: dict) -> list[dict]:
     if record.get("event"):
         keep = ("source", "frame", "model", "region", "event", "from", "to", "score", "time")
         return [{key: record.get(key) for key in keep}]
-    latency = record.get("latency_ms") or {}
-    frame = {
-        "source": record.get("source"),
-        "frame": record.get("frame"),
-        "model": record.get("model"),
-        "delegate": record.get("delegate", ""),
-        "delegate_reason": record.get("delegate_reason", ""),
-        **{f"{stage}_ms": latency.get(stage, "") for stage in ("decode", "preprocess", "inference")},
-        **{f"{stage}_ms": latency.get(stage, "") for stage in ("postprocess", "total")},
-        "time": record.get("time", ""),
-        "capture_ms": latency.get("capture", ""),
-        "captured": record.get("captured", ""),
-        "dropped": record.get("dropped", ""),
-        "error": record.get("error", ""),
-        "saved": record.get("saved", ""),
-    }
+    frame = _frame_columns(record)
     rows = []
     for region in record.get("regions") or []:
         top = region.get("top_k")
         if top is not None:
             first = top[0] if top else {}
             label, score = first.get("label", ""), first.get("score", "")
-            ranked = ";".join(f"{p['index']}:{p['label']}:{p['score']}" for p in top)
+            ranked = _ranked(top)
         else:
             label, score, ranked = ",".join(region.get("labels") or []), region.get("score", ""), ""
         rows.append({**frame, "region": region["region"], "label": label, "score": score, "top_k": ranked})
